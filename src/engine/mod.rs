@@ -1,0 +1,446 @@
+//! The pure detection engine: baseline statistics, the spike, dominance and drift rules, effective
+//! settings with the layer each value came from, and the spike and drift state machines.
+//!
+//! Nothing here performs I/O or reads the wall clock: every function takes the values and the
+//! event time it needs, so the live service and `anomalyd replay` get identical answers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, UTC. The engine's only notion of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub const fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+}
+
+/// Which way a field is allowed to move before it counts as worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+    Deviation,
+    Dominance,
+}
+
+/// The two detection kinds: inline spikes and hourly drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Spike,
+    Drift,
+}
+
+/// Persisted state of an anomaly row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Suspicious,
+    Anomaly,
+    Recovered,
+}
+
+/// A state change as published in events; `Cleared` means a suspicious row was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateChange {
+    Suspicious,
+    Anomaly,
+    Recovered,
+    Cleared,
+}
+
+/// Side of the baseline an anomaly is on. Categorical flips are `Changed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowDirection {
+    Above,
+    Below,
+    Changed,
+}
+
+/// The declared type of a result field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldType {
+    Number,
+    String,
+    Boolean,
+}
+
+/// One field value as it arrived in a result, before validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+    Null,
+}
+
+/// Length of history a baseline is learned from, written `<n>h` or `<n>d`, from 1h to 90d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BaselineWindow {
+    hours: u32,
+}
+
+/// Per-field override object: every key absent means "inherit from the next layer".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldOverride {
+    pub enabled: Option<bool>,
+    pub direction: Option<Direction>,
+    pub sensitivity: Option<f64>,
+    pub confirmation_window: Option<u32>,
+    pub drift_enabled: Option<bool>,
+    pub drift_threshold: Option<f64>,
+    pub min_absolute_delta: Option<f64>,
+    pub min_relative_delta: Option<f64>,
+}
+
+/// Settings of a healthcheck template; every assignment of the template starts from these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSettings {
+    pub enabled: bool,
+    pub baseline_window: BaselineWindow,
+    pub notify: bool,
+    /// Keyed by canonical field path `collectors.<collector id>.<field>`.
+    pub field_overrides: BTreeMap<String, FieldOverride>,
+}
+
+/// Exceptions for one (system, healthcheck) assignment; absent keys inherit from the template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentSettings {
+    pub enabled: Option<bool>,
+    pub baseline_window: Option<BaselineWindow>,
+    pub notify: Option<bool>,
+    /// Keyed by canonical field path; an entry replaces the template's entry for that path whole.
+    pub field_overrides: BTreeMap<String, FieldOverride>,
+}
+
+/// The `x-anomaly-*` annotations of one result field in a collector schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaField {
+    pub name: String,
+    pub field_type: FieldType,
+    /// `x-anomaly-enabled`; a disabled field carries no direction.
+    pub enabled: bool,
+    pub direction: Option<Direction>,
+    pub sensitivity: Option<f64>,
+    pub confirmation_window: Option<u32>,
+    pub drift_enabled: Option<bool>,
+    pub drift_threshold: Option<f64>,
+    pub min_absolute_delta: Option<f64>,
+    pub min_relative_delta: Option<f64>,
+    /// `x-chart-unit`, for display only.
+    pub unit: Option<String>,
+    /// `x-chart-label`, for display only.
+    pub label: Option<String>,
+}
+
+/// Where an effective setting came from, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    AssignmentFieldOverride,
+    TemplateFieldOverride,
+    Assignment,
+    Template,
+    SchemaAnnotation,
+    EngineDefault,
+}
+
+/// A resolved setting together with the layer that supplied it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Resolved<T> {
+    pub value: T,
+    pub layer: Layer,
+}
+
+/// Every setting of one field after resolution, for display and for deriving a [`Rule`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveSettings {
+    pub enabled: Resolved<bool>,
+    pub direction: Resolved<Option<Direction>>,
+    pub sensitivity: Resolved<f64>,
+    pub confirmation_window: Resolved<u32>,
+    pub drift_enabled: Resolved<bool>,
+    pub drift_threshold: Resolved<f64>,
+    pub min_absolute_delta: Resolved<f64>,
+    pub min_relative_delta: Resolved<f64>,
+    pub baseline_window: Resolved<BaselineWindow>,
+    pub notify: Resolved<bool>,
+}
+
+/// The compact, validated form of [`EffectiveSettings`] the hot path evaluates against. It exists
+/// only for an enabled field with a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub direction: Direction,
+    pub sensitivity: f64,
+    pub confirmation_window: u32,
+    pub drift_enabled: bool,
+    pub drift_threshold: f64,
+    pub min_absolute_delta: f64,
+    pub min_relative_delta: f64,
+}
+
+/// A learned baseline of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    pub mean: f64,
+    pub std_dev: f64,
+    /// Least-squares slope over the sample index, in field units per sample.
+    pub slope: f64,
+    pub sample_count: u64,
+    pub computed_at: Timestamp,
+    /// Most frequent value in its string form (`true`, `false`, `200`, `OK`), if any.
+    pub dominant_value: Option<String>,
+    /// Share of the samples equal to `dominant_value`, in 0..=1.
+    pub dominant_ratio: Option<f64>,
+}
+
+/// The result of evaluating one value against a baseline and a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The value cannot be judged (NaN, infinite, null, wrong type). It changes no state.
+    Invalid(InvalidReason),
+    Normal { deviation: f64 },
+    Anomalous { deviation: f64, direction: RowDirection },
+}
+
+/// Why a value was classified invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvalidReason {
+    NotFinite,
+    Null,
+    NotANumber,
+    NotAString,
+}
+
+/// Suppression of a confirmed anomaly by an operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suppression {
+    pub at: Timestamp,
+    /// The numeric observed value at suppression time, if it was numeric.
+    pub value: Option<f64>,
+    pub baseline: Option<f64>,
+}
+
+/// One detection episode of a series and kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anomaly {
+    pub id: u64,
+    pub kind: Kind,
+    pub state: State,
+    pub direction: RowDirection,
+    pub baseline_mean: Option<f64>,
+    pub baseline_std_dev: Option<f64>,
+    /// Latest observed value (spike) or window mean (drift), in its string form.
+    pub observed_value: String,
+    /// Distance from the baseline in standard deviations; may be +infinity for drift when σ = 0.
+    pub deviation: f64,
+    pub suspicious_run_count: u32,
+    pub confirmation_threshold: u32,
+    pub started_at: Timestamp,
+    pub confirmed_at: Option<Timestamp>,
+    pub recovered_at: Option<Timestamp>,
+    /// Last values seen while confirmed (oldest first, at most 5), for self-resolution.
+    pub recent_samples: Vec<f64>,
+    /// Consecutive analyzer runs that found a confirmed drift flat.
+    pub stable_drift_run_count: u32,
+    /// True when the row recovered by settling at a new level rather than returning to baseline.
+    pub self_resolved: bool,
+    pub suppression: Option<Suppression>,
+}
+
+/// What a state machine step does to the stored row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowChange {
+    Unchanged,
+    /// A new row; its `id` is the one the caller passed to the step.
+    Insert(Anomaly),
+    Update(Anomaly),
+    /// The open row is deleted (a suspicious row that saw a normal value).
+    Delete,
+}
+
+/// The notification a transition asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotificationKind {
+    Confirmed,
+    Recovered,
+    DriftConfirmed,
+    DriftRecovered,
+}
+
+/// Everything one state machine step decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub row: RowChange,
+    pub state_change: Option<StateChange>,
+    pub notification: Option<NotificationKind>,
+}
+
+/// A validated sample: a finite number, or a category in its string form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Sample {
+    Number(f64),
+    Category(String),
+}
+
+/// Drift reading of one baseline: always computed, `drifting` says whether it fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftReading {
+    pub drifting: bool,
+    /// slope × sample count: the change across the baseline window.
+    pub projected_change: f64,
+    /// |projected change| / σ; +infinity when σ = 0 and the slope is not.
+    pub deviation_sigmas: f64,
+    pub direction: RowDirection,
+}
+
+/// Inputs of one spike state machine step besides the open row and the outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct SpikeContext<'a> {
+    pub baseline: &'a Baseline,
+    pub rule: &'a Rule,
+    /// The value that was evaluated, for observed value, self-resolution and reactivation.
+    pub value: &'a Value,
+    pub now: Timestamp,
+    /// Id given to a row this step inserts.
+    pub new_id: u64,
+    /// When the series' last spike row recovered by self-resolution; no new row opens until a
+    /// baseline computed after that time exists.
+    pub last_self_resolution: Option<Timestamp>,
+}
+
+/// Errors of settings validation; each names the key, the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// Classifies a raw value for a field of the given declared type and direction.
+pub fn classify(
+    value: &Value,
+    field_type: Option<FieldType>,
+    direction: Option<Direction>,
+) -> Result<Sample, InvalidReason> {
+    let _ = (value, field_type, direction);
+    todo!()
+}
+
+/// Evaluates one value against a baseline under a rule.
+pub fn evaluate(value: &Value, baseline: &Baseline, rule: &Rule) -> Outcome {
+    let _ = (value, baseline, rule);
+    todo!()
+}
+
+/// Computes the drift reading of a baseline under a rule.
+pub fn detect_drift(baseline: &Baseline, rule: &Rule) -> DriftReading {
+    let _ = (baseline, rule);
+    todo!()
+}
+
+/// Resolves every setting of one field through the four layers.
+pub fn resolve(
+    field_path: &str,
+    template: Option<&TemplateSettings>,
+    assignment: Option<&AssignmentSettings>,
+    schema: Option<&SchemaField>,
+) -> EffectiveSettings {
+    let _ = (field_path, template, assignment, schema);
+    todo!()
+}
+
+impl EffectiveSettings {
+    /// Returns the rule to evaluate with, or `None` when the field is disabled or has no direction.
+    pub fn rule(&self) -> Option<Rule> {
+        todo!()
+    }
+}
+
+/// Steps the spike state machine of one series.
+pub fn step_spike(row: Option<&Anomaly>, outcome: &Outcome, ctx: &SpikeContext<'_>) -> Transition {
+    let _ = (row, outcome, ctx);
+    todo!()
+}
+
+/// Steps the drift state machine of one series after an analyzer run.
+pub fn step_drift(
+    row: Option<&Anomaly>,
+    reading: &DriftReading,
+    baseline: &Baseline,
+    now: Timestamp,
+    new_id: u64,
+) -> Transition {
+    let _ = (row, reading, baseline, now, new_id);
+    todo!()
+}
+
+/// Mergeable statistics of a run of samples in time order: count, mean, M2 and the index
+/// co-moment for the slope, plus value counts for categorical samples. Per-hour summaries merge
+/// into a baseline without rereading samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {}
+
+impl Summary {
+    /// Adds one sample after every sample already added.
+    pub fn push(&mut self, sample: &Sample) {
+        let _ = sample;
+        todo!()
+    }
+
+    /// Appends `later`, whose samples all come after this summary's.
+    pub fn merge(&mut self, later: &Summary) {
+        let _ = later;
+        todo!()
+    }
+
+    pub fn count(&self) -> u64 {
+        todo!()
+    }
+
+    /// Builds a baseline, or `None` below the minimum of 24 samples.
+    pub fn to_baseline(&self, computed_at: Timestamp) -> Option<Baseline> {
+        let _ = computed_at;
+        todo!()
+    }
+}
+
+/// Built-in and user-declared collector schemas, keyed by qualified collector id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {}
+
+impl Catalogue {
+    /// The built-in collectors of the Checkstack plugins.
+    pub fn builtin() -> &'static Catalogue {
+        todo!()
+    }
+
+    /// Looks up one field of one collector.
+    pub fn field(&self, collector_id: &str, field: &str) -> Option<&SchemaField> {
+        let _ = (collector_id, field);
+        todo!()
+    }
+}
