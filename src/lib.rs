@@ -3,6 +3,8 @@
 //!
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
+//! - [`series`]: series identity and the validated check result every input produces.
 
 pub mod config;
 pub mod engine;
+pub mod series;
