@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 mod catalogue;
 mod drift;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod proptests;
 mod rules;
 mod settings;
 mod spike;
