@@ -11,7 +11,7 @@ use anomalyd::engine::{
     Timestamp, Value, evaluate, step_spike,
 };
 
-/// One series as the detector holds it: its baseline, rule and open row, if any.
+/// One series as the detector keeps it in memory: its baseline, rule and open row, if any.
 struct Series {
     baseline: Baseline,
     rule: Rule,
@@ -76,7 +76,7 @@ fn fields() -> Vec<Series> {
     ]
 }
 
-/// A value for field `f` at step `i`: mostly normal, with about one spike in 97 runs per field.
+/// Returns the value of field `f` at run `i`: mostly normal, about one spike in 97 runs.
 fn value(f: usize, i: u64) -> Value {
     let spike = (i.wrapping_mul(2_654_435_761) >> 7) % 97 == 0;
     let jitter = ((i.wrapping_mul(40_503) >> 3) % 100) as f64 / 100.0 - 0.5;

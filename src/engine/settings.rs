@@ -23,11 +23,11 @@ pub mod defaults {
     pub const NOTIFY: bool = true;
     /// Baseline window in hours (7 days).
     pub const BASELINE_WINDOW_HOURS: u32 = 7 * 24;
-    /// Largest confirmation window accepted.
+    /// Maximum confirmation window.
     pub const MAX_CONFIRMATION_WINDOW: u32 = 100;
-    /// Shortest baseline window accepted, in hours.
+    /// Minimum baseline window, in hours.
     pub const MIN_BASELINE_WINDOW_HOURS: u32 = 1;
-    /// Longest baseline window accepted, in hours (90 days).
+    /// Maximum baseline window, in hours (90 days).
     pub const MAX_BASELINE_WINDOW_HOURS: u32 = 90 * 24;
 }
 

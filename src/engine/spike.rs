@@ -9,8 +9,8 @@ use super::{
 /// Samples a confirmed spike must have settled over before it self-resolves.
 pub const SETTLED_SAMPLE_COUNT: usize = 5;
 
-/// Largest spread (max − min) of the settled samples, relative to their mean; also the largest
-/// projected change, relative to the mean, of a flat drift.
+/// Maximum spread (max − min) of settled samples, relative to their mean. The same band bounds
+/// the projected change of a flat drift, relative to the baseline mean.
 pub const SETTLED_RELATIVE_BAND: f64 = 0.10;
 
 /// Relative move away from the suppressed value beyond which a suppression is lifted.
@@ -73,7 +73,7 @@ impl Transition {
         self
     }
 
-    /// The step that deletes an unconfirmed suspicious row.
+    /// Builds the step that deletes an unconfirmed suspicious row.
     pub(super) fn cleared() -> Self {
         Transition {
             row: RowChange::Delete,

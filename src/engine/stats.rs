@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Baseline, Sample, Timestamp};
 
-/// Fewest samples a baseline (and a drift test) is computed from.
+/// Minimum number of samples a baseline (and a drift test) needs.
 pub const MIN_BASELINE_SAMPLES: u64 = 24;
 
-/// Most distinct values one [`Summary`] counts individually.
+/// Maximum number of distinct values one [`Summary`] counts individually.
 pub const MAX_TRACKED_VALUES: usize = 64;
 
 /// Returns the arithmetic mean, or 0 for no values.
