@@ -78,7 +78,7 @@ fn fields() -> Vec<Series> {
 
 /// Returns the value of field `f` at run `i`: mostly normal, about one spike in 97 runs.
 fn value(f: usize, i: u64) -> Value {
-    let spike = (i.wrapping_mul(2_654_435_761) >> 7) % 97 == 0;
+    let spike = (i.wrapping_mul(2_654_435_761) >> 7).is_multiple_of(97);
     let jitter = ((i.wrapping_mul(40_503) >> 3) % 100) as f64 / 100.0 - 0.5;
     match f {
         0 => Value::Number(if spike { 900.0 } else { 120.0 + 20.0 * jitter }),
