@@ -656,6 +656,58 @@ mod tests {
     }
 
     #[test]
+    fn skipped_fields_have_no_rule() {
+        use crate::engine::{Catalogue, FieldOverride, TemplateSettings, resolve};
+        let catalogue = Catalogue::builtin();
+        let disabled_template = TemplateSettings {
+            enabled: false,
+            ..TemplateSettings::default()
+        };
+        let only_enabled = TemplateSettings {
+            field_overrides: [(
+                "collectors.healthcheck-http.request.statusCode".to_owned(),
+                FieldOverride {
+                    enabled: Some(true),
+                    ..FieldOverride::default()
+                },
+            )]
+            .into(),
+            ..TemplateSettings::default()
+        };
+        let http = "healthcheck-http.request";
+        // (case, field path, template, schema field)
+        let cases = [
+            (
+                "template disabled",
+                "collectors.healthcheck-http.request.responseTimeMs",
+                Some(&disabled_template),
+                catalogue.field(http, "responseTimeMs"),
+            ),
+            (
+                "schema-disabled field",
+                "collectors.healthcheck-http.request.statusCode",
+                None,
+                catalogue.field(http, "statusCode"),
+            ),
+            (
+                "enabled without a direction",
+                "collectors.healthcheck-http.request.statusCode",
+                Some(&only_enabled),
+                catalogue.field(http, "statusCode"),
+            ),
+            (
+                "unknown collector",
+                "collectors.custom.probe.latencyMs",
+                None,
+                catalogue.field("custom.probe", "latencyMs"),
+            ),
+        ];
+        for (case, path, template, schema) in cases {
+            assert_eq!(resolve(path, template, None, schema).rule(), None, "{case}");
+        }
+    }
+
+    #[test]
     fn window_one_confirms_on_first_run() {
         let baseline = baseline(100.0, 10.0);
         let rule = Rule {
