@@ -622,6 +622,25 @@ mod tests {
     }
 
     #[test]
+    fn template_entry_applies_without_assignment_entry() {
+        let template_field = FieldOverride {
+            sensitivity: Some(2.0),
+            ..FieldOverride::default()
+        };
+        let other_path = FieldOverride {
+            sensitivity: Some(0.5),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(template_field));
+        let assignment = AssignmentSettings {
+            field_overrides: BTreeMap::from([("collectors.other.field".to_owned(), other_path)]),
+            ..AssignmentSettings::default()
+        };
+        let settings = resolve(PATH, Some(&template), Some(&assignment), None);
+        assert_eq!(settings.sensitivity, set(2.0, Layer::TemplateFieldOverride));
+    }
+
+    #[test]
     fn schema_annotations_fill_in() {
         let schema = schema();
         let settings = resolve(PATH, None, None, Some(&schema));
