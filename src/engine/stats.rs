@@ -14,6 +14,11 @@ pub const MIN_BASELINE_SAMPLES: u64 = 24;
 /// Maximum number of distinct values one [`Summary`] counts individually.
 pub const MAX_TRACKED_VALUES: usize = 64;
 
+/// Maximum number of distinct values a [`Summary`] with numeric samples counts. A numeric field
+/// with more distinct values than this (a latency, a byte count) has no meaningful dominant
+/// value, so its summaries stop counting values and stay small.
+pub const MAX_TRACKED_NUMERIC_VALUES: usize = 16;
+
 /// Returns the arithmetic mean, or 0 for no values.
 pub fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
@@ -89,8 +94,9 @@ fn index_sum_of_squares(n: u64) -> f64 {
 /// Value counts are bounded: the first [`MAX_TRACKED_VALUES`] distinct values are counted one by
 /// one, and any later new value only increments `overflow_count`. Overflow samples still count
 /// toward the total, so they lower every share, but an overflow value can never become dominant.
-/// A field with that many distinct values has no dominant value worth trusting, which is the
-/// case this bound exists for (a numeric field of unique latencies).
+/// A summary with numeric samples is bounded harder: past [`MAX_TRACKED_NUMERIC_VALUES`]
+/// distinct values it drops its value counts and has no dominant value, both pushed one by one
+/// and merged, so per-hour summaries of a latency field stay a few dozen bytes.
 ///
 /// Ties for the dominant value: pushing samples one by one gives the tie to the value that
 /// reached the tied count first. After [`Summary::merge`] the order inside the pieces is gone, so
@@ -114,6 +120,10 @@ pub struct Summary {
     overflow_count: u64,
     /// Index into `values` of the dominant value.
     dominant: Option<u32>,
+    /// True once the summary held numeric samples with more than
+    /// [`MAX_TRACKED_NUMERIC_VALUES`] distinct values: `values` is then empty for good and the
+    /// summary has no dominant value.
+    values_untracked: bool,
 }
 
 impl Summary {
@@ -129,13 +139,17 @@ impl Summary {
     /// Adds one sample after every sample already added.
     pub fn push(&mut self, sample: &Sample) {
         self.count += 1;
+        if let Sample::Number(x) = sample {
+            self.push_number(*x);
+        }
+        if self.values_untracked {
+            return;
+        }
         match sample {
-            Sample::Number(x) => {
-                self.push_number(*x);
-                self.count_value(super::rules::number_string(*x));
-            }
+            Sample::Number(x) => self.count_value(super::rules::number_string(*x)),
             Sample::Category(text) => self.count_value_ref(text),
         }
+        self.untrack_values_if_numeric_and_wide();
     }
 
     /// Appends `later`, whose samples all come after this summary's.
@@ -145,12 +159,17 @@ impl Summary {
         }
         self.merge_moments(later);
         self.count += later.count;
+        if self.values_untracked || later.values_untracked {
+            self.untrack_values();
+            return;
+        }
         self.overflow_count += later.overflow_count;
         let slots = self.slots_of(&later.values);
         for ((value, count), slot) in later.values.iter().zip(slots) {
             self.add_count(value, *count, slot);
         }
         self.dominant = self.merged_dominant();
+        self.untrack_values_if_numeric_and_wide();
     }
 
     pub fn count(&self) -> u64 {
@@ -224,6 +243,19 @@ impl Summary {
         // co-moment is na·nb/n · (n/2) · delta.
         self.index_co_moment += later.index_co_moment + na * nb / 2.0 * delta;
         self.numeric_count += later.numeric_count;
+    }
+
+    fn untrack_values_if_numeric_and_wide(&mut self) {
+        if self.numeric_count > 0 && self.values.len() > MAX_TRACKED_NUMERIC_VALUES {
+            self.untrack_values();
+        }
+    }
+
+    fn untrack_values(&mut self) {
+        self.values = Vec::new();
+        self.overflow_count = 0;
+        self.dominant = None;
+        self.values_untracked = true;
     }
 
     fn count_value(&mut self, text: String) {
@@ -458,9 +490,9 @@ mod tests {
     #[test]
     fn overflow_values_count_but_never_dominate() {
         let mut samples: Vec<Sample> = (0..MAX_TRACKED_VALUES)
-            .map(|i| Sample::Number(i as f64))
+            .map(|i| Sample::Category(i.to_string()))
             .collect();
-        samples.extend(std::iter::repeat_n(Sample::Number(-1.0), 10));
+        samples.extend(std::iter::repeat_n(Sample::Category("late".to_owned()), 10));
         let summary = Summary::of(&samples);
         assert_eq!(summary.values.len(), MAX_TRACKED_VALUES);
         assert_eq!(summary.overflow_count, 10);
@@ -478,8 +510,10 @@ mod tests {
 
     #[test]
     fn merge_keeps_tracked_values_bounded() {
-        let first: Vec<Sample> = (0..60).map(|i| Sample::Number(i as f64)).collect();
-        let second: Vec<Sample> = (100..110).map(|i| Sample::Number(i as f64)).collect();
+        let first: Vec<Sample> = (0..60).map(|i| Sample::Category(i.to_string())).collect();
+        let second: Vec<Sample> = (100..110)
+            .map(|i| Sample::Category(i.to_string()))
+            .collect();
         let mut merged = Summary::of(&first);
         merged.merge(&Summary::of(&second));
         assert_eq!(merged.values.len(), MAX_TRACKED_VALUES);
@@ -525,5 +559,29 @@ mod tests {
         let json = serde_json::to_string(&summary).expect("summary encodes as json");
         let decoded: Summary = serde_json::from_str(&json).expect("summary decodes from json");
         assert_eq!(decoded, summary);
+    }
+
+    #[test]
+    fn wide_numeric_summary_drops_value_counts() {
+        let samples: Vec<Sample> = (0..100).map(|i| Sample::Number(f64::from(i))).collect();
+        let pushed = Summary::of(&samples);
+        let mut merged = Summary::of(&samples[..10]);
+        merged.merge(&Summary::of(&samples[10..]));
+        let baseline = pushed.to_baseline(Timestamp(0)).expect("100 samples");
+        assert_eq!(baseline.dominant_value, None);
+        assert!(pushed.values.is_empty());
+        assert_eq!(merged.to_baseline(Timestamp(0)), Some(baseline));
+    }
+
+    #[test]
+    fn narrow_numeric_summary_keeps_dominant_value() {
+        let samples: Vec<Sample> = (0..30)
+            .map(|i| Sample::Number(if i % 10 == 0 { 503.0 } else { 200.0 }))
+            .collect();
+        let baseline = Summary::of(&samples)
+            .to_baseline(Timestamp(0))
+            .expect("30 samples");
+        assert_eq!(baseline.dominant_value.as_deref(), Some("200"));
+        assert_eq!(baseline.dominant_ratio, Some(0.9));
     }
 }
