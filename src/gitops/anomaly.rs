@@ -10,7 +10,12 @@ use super::settings;
 use crate::engine::{AssignmentSettings, BaselineWindow, FieldOverride, TemplateSettings};
 
 /// Keys that older Checkstack versions accepted at the top level of a settings object.
-const LEGACY_KEYS: [&str; 4] = ["sensitivity", "confirmationWindow", "driftEnabled", "driftThreshold"];
+const LEGACY_KEYS: [&str; 4] = [
+    "sensitivity",
+    "confirmationWindow",
+    "driftEnabled",
+    "driftThreshold",
+];
 
 /// The run-level latency key Checkstack accepts besides collector field paths.
 const RUN_LATENCY_KEY: &str = "latencyMs";
@@ -136,7 +141,8 @@ fn canonical_key(
     issues: &mut Issues,
 ) -> Option<String> {
     if key.text == RUN_LATENCY_KEY {
-        let message = "run latency is stored for display but not evaluated; this override has no effect";
+        let message =
+            "run latency is stored for display but not evaluated; this override has no effect";
         issues.warning(key.at, path, message);
         return Some(key.text.clone());
     }
@@ -149,7 +155,8 @@ fn canonical_key(
 
 fn check_canonical(rest: &str, key: &Key, path: &str, scope: &FieldScope<'_>, issues: &mut Issues) {
     let owner = scope.collectors.iter().find(|(id, _)| {
-        rest.strip_prefix(id).is_some_and(|field| field.starts_with('.'))
+        rest.strip_prefix(id)
+            .is_some_and(|field| field.starts_with('.'))
     });
     let Some((id, known)) = owner else {
         let ids: Vec<&str> = scope.collectors.iter().map(|(id, _)| *id).collect();
@@ -165,12 +172,20 @@ fn check_canonical(rest: &str, key: &Key, path: &str, scope: &FieldScope<'_>, is
     if let Some(names) = known
         && !names.iter().any(|name| name == field)
     {
-        let message = format!("collector {id} has no field `{field}`; its fields are: {}", names.join(", "));
+        let message = format!(
+            "collector {id} has no field `{field}`; its fields are: {}",
+            names.join(", ")
+        );
         issues.warning(key.at, path, message);
     }
 }
 
-fn map_bare_key(key: &Key, path: &str, scope: &FieldScope<'_>, issues: &mut Issues) -> Option<String> {
+fn map_bare_key(
+    key: &Key,
+    path: &str,
+    scope: &FieldScope<'_>,
+    issues: &mut Issues,
+) -> Option<String> {
     let candidates: Vec<String> = scope
         .collectors
         .iter()

@@ -21,10 +21,18 @@ const CHART_KEYS: [&str; 7] = [
 ];
 
 /// Reads the spec of a `Collector` document.
-pub(crate) fn read(spec: &Node, source: Source, issues: &mut Issues) -> Option<CollectorDefinition> {
+pub(crate) fn read(
+    spec: &Node,
+    source: Source,
+    issues: &mut Issues,
+) -> Option<CollectorDefinition> {
     let mut fields = Fields::open(spec, "spec", issues)?;
     let id_at = fields.take("id").map_or(fields.at, |n| n.at);
-    let id = fields.required_string("id", "the qualified collector id, for example acme.queue", issues);
+    let id = fields.required_string(
+        "id",
+        "the qualified collector id, for example acme.queue",
+        issues,
+    );
     let schema = read_fields(&mut fields, issues);
     fields.finish(issues);
     let id = id?;
@@ -42,7 +50,11 @@ pub(crate) fn read(spec: &Node, source: Source, issues: &mut Issues) -> Option<C
 
 fn read_fields(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<SchemaField> {
     let Some(node) = fields.take("fields") else {
-        fields.missing("fields", "a map of field name to its type and annotations", issues);
+        fields.missing(
+            "fields",
+            "a map of field name to its type and annotations",
+            issues,
+        );
         return Vec::new();
     };
     let path = fields.child("fields");
@@ -50,9 +62,9 @@ fn read_fields(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<SchemaField>
         return Vec::new();
     };
     let entries = map.take_rest();
-    let schema = entries.into_iter().filter_map(|(key, value)| {
-        read_field(&key.text, value, &map.child(&key.text), issues)
-    });
+    let schema = entries
+        .into_iter()
+        .filter_map(|(key, value)| read_field(&key.text, value, &map.child(&key.text), issues));
     schema.collect()
 }
 
@@ -60,7 +72,9 @@ fn read_field(name: &str, node: &Node, path: &str, issues: &mut Issues) -> Optio
     let mut fields = Fields::open(node, path, issues)?;
     let field_type = read_type(&mut fields, issues);
     let direction = read_direction(&mut fields, "x-anomaly-direction", issues);
-    let enabled = fields.bool("x-anomaly-enabled", issues).unwrap_or(direction.is_some());
+    let enabled = fields
+        .bool("x-anomaly-enabled", issues)
+        .unwrap_or(direction.is_some());
     let field = SchemaField {
         name: name.to_owned(),
         field_type: field_type?,

@@ -14,7 +14,14 @@ pub(crate) const CHECKSTACK_API: &str = "checkstack.io/v1alpha1";
 pub(crate) const ANOMALYD_API: &str = "anomalyd.dev/v1";
 
 /// Checkstack kinds anomalyd accepts in a file but does not use.
-const IGNORED_KINDS: [&str; 6] = ["Group", "Environment", "SLO", "Satellite", "Automation", "View"];
+const IGNORED_KINDS: [&str; 6] = [
+    "Group",
+    "Environment",
+    "SLO",
+    "Satellite",
+    "Automation",
+    "View",
+];
 
 /// Maximum length of `metadata.name`.
 const MAX_NAME_LEN: usize = 63;
@@ -111,7 +118,10 @@ pub(crate) enum Header<'a> {
     /// A Checkstack kind anomalyd does not use.
     Ignored { kind: String, name: Option<String> },
     /// The envelope itself is invalid; the issues say why.
-    Invalid { kind: Option<String>, name: Option<String> },
+    Invalid {
+        kind: Option<String>,
+        name: Option<String>,
+    },
 }
 
 /// The parts of `metadata` the configuration keeps.
@@ -124,7 +134,10 @@ pub(crate) struct Metadata {
 /// Reads the envelope of one document.
 pub(crate) fn read_header<'a>(root: &'a Node, issues: &mut Issues) -> Header<'a> {
     let Some(mut top) = Fields::open(root, "", issues) else {
-        return Header::Invalid { kind: None, name: None };
+        return Header::Invalid {
+            kind: None,
+            name: None,
+        };
     };
     let api_version = top.required_string("apiVersion", CHECKSTACK_API, issues);
     let kind_node = top.take("kind");
@@ -136,14 +149,25 @@ pub(crate) fn read_header<'a>(root: &'a Node, issues: &mut Issues) -> Header<'a>
         return Header::Invalid { kind: None, name };
     };
     if let Some(kind) = EntityKind::parse(&api_version, &kind_text) {
-        return Header::Applied { kind, name, metadata, spec };
+        return Header::Applied {
+            kind,
+            name,
+            metadata,
+            spec,
+        };
     }
     if api_version == CHECKSTACK_API && IGNORED_KINDS.contains(&kind_text.as_str()) {
-        return Header::Ignored { kind: kind_text, name };
+        return Header::Ignored {
+            kind: kind_text,
+            name,
+        };
     }
     let at = kind_node.map_or(root.at, |n| n.at);
     issues.error(at, "kind", unknown_kind_message(&api_version, &kind_text));
-    Header::Invalid { kind: Some(kind_text), name }
+    Header::Invalid {
+        kind: Some(kind_text),
+        name,
+    }
 }
 
 fn unknown_kind_message(api_version: &str, kind: &str) -> String {
@@ -227,7 +251,13 @@ pub(crate) fn read_string_map(
 }
 
 /// Checks that an id is qualified as `<plugin id>.<id>`, for example `healthcheck-http.request`.
-pub(crate) fn check_qualified(id: &str, at: Position, path: &str, example: &str, issues: &mut Issues) -> bool {
+pub(crate) fn check_qualified(
+    id: &str,
+    at: Position,
+    path: &str,
+    example: &str,
+    issues: &mut Issues,
+) -> bool {
     let qualified = id
         .split_once('.')
         .is_some_and(|(plugin, rest)| !plugin.is_empty() && !rest.is_empty());

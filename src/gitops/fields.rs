@@ -120,7 +120,12 @@ impl<'a> Fields<'a> {
         as_string(node, &self.child(key), issues)
     }
 
-    pub fn required_string(&mut self, key: &str, what: &str, issues: &mut Issues) -> Option<String> {
+    pub fn required_string(
+        &mut self,
+        key: &str,
+        what: &str,
+        issues: &mut Issues,
+    ) -> Option<String> {
         if self.take(key).is_none() {
             self.missing(key, what, issues);
             return None;

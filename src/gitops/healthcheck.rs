@@ -58,11 +58,17 @@ pub(crate) fn read(
     let scope = FieldScope {
         collectors: collectors
             .iter()
-            .map(|c| (c.collector_id.as_str(), collector_fields(&c.collector_id, declared)))
+            .map(|c| {
+                (
+                    c.collector_id.as_str(),
+                    collector_fields(&c.collector_id, declared),
+                )
+            })
             .collect(),
     };
     let template = fields.take("anomaly");
-    let anomaly = template.and_then(|node| anomaly::read_template(node, "spec.anomaly", &scope, issues));
+    let anomaly =
+        template.and_then(|node| anomaly::read_template(node, "spec.anomaly", &scope, issues));
     fields.finish(issues);
     Some(Healthcheck {
         name: name.to_owned(),
@@ -78,7 +84,8 @@ pub(crate) fn read(
 
 fn read_strategy(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<String> {
     let at = fields.take("strategy").map(|n| n.at);
-    let strategy = fields.required_string("strategy", "for example healthcheck-http.http", issues)?;
+    let strategy =
+        fields.required_string("strategy", "for example healthcheck-http.http", issues)?;
     let at = at.unwrap_or(fields.at);
     let path = fields.child("strategy");
     check_qualified(&strategy, at, &path, "healthcheck-http.http", issues).then_some(strategy)
@@ -95,7 +102,11 @@ fn read_interval(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<u32> {
 
 fn read_config(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<serde_json::Value> {
     let Some(node) = fields.take("config") else {
-        fields.missing("config", "the strategy configuration, `{}` if it has none", issues);
+        fields.missing(
+            "config",
+            "the strategy configuration, `{}` if it has none",
+            issues,
+        );
         return None;
     };
     Fields::open(node, &fields.child("config"), issues)?;
@@ -115,7 +126,10 @@ fn read_collectors(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<Collecto
         let Some(collector) = read_collector(item, &index(&path, i), issues) else {
             continue;
         };
-        if collectors.iter().any(|c| c.collector_id == collector.collector_id) {
+        if collectors
+            .iter()
+            .any(|c| c.collector_id == collector.collector_id)
+        {
             let message = format!(
                 "collector {} is listed twice; a healthcheck runs each collector once because \
                  its field paths are keyed by collector id",
@@ -132,9 +146,15 @@ fn read_collectors(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<Collecto
 fn read_collector(node: &Node, path: &str, issues: &mut Issues) -> Option<CollectorInstance> {
     let mut fields = Fields::open(node, path, issues)?;
     let id_at = fields.take("collectorId").map_or(fields.at, |n| n.at);
-    let id = fields.required_string("collectorId", "for example healthcheck-http.request", issues);
+    let id = fields.required_string(
+        "collectorId",
+        "for example healthcheck-http.request",
+        issues,
+    );
     let config = match fields.take("config") {
-        Some(config) => Fields::open(config, &fields.child("config"), issues).map(|_| config.to_json()),
+        Some(config) => {
+            Fields::open(config, &fields.child("config"), issues).map(|_| config.to_json())
+        }
         None => Some(serde_json::json!({})),
     };
     let assertions = read_assertions(&mut fields, issues);
@@ -162,7 +182,8 @@ fn read_assertions(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<Assertio
         return Vec::new();
     };
     let assertions = items.iter().enumerate();
-    let assertions = assertions.filter_map(|(i, item)| read_assertion(item, &index(&path, i), issues));
+    let assertions =
+        assertions.filter_map(|(i, item)| read_assertion(item, &index(&path, i), issues));
     assertions.collect()
 }
 

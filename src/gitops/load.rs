@@ -34,9 +34,15 @@ impl Default for Limits {
 /// One YAML file of the folder after reading.
 #[derive(Debug)]
 pub(crate) enum FileScan {
-    Parsed { file: PathBuf, documents: Vec<Node> },
+    Parsed {
+        file: PathBuf,
+        documents: Vec<Node>,
+    },
     /// The file could not be read or parsed; what it defined before stays as it was.
-    Failed { file: PathBuf, problem: Problem },
+    Failed {
+        file: PathBuf,
+        problem: Problem,
+    },
 }
 
 impl FileScan {
@@ -69,7 +75,8 @@ pub(crate) fn scan_folder(dir: &Path, limits: &Limits) -> std::io::Result<Folder
                  skipped and keep their last applied state",
                 limits.files
             );
-            scan.files.push(failed(relative, Position::default(), message));
+            scan.files
+                .push(failed(relative, Position::default(), message));
             continue;
         }
         scan.files.push(read_file(&root, relative, limits));
@@ -117,7 +124,8 @@ fn collect_paths(
                 line: 0,
                 column: 0,
                 path: String::new(),
-                message: "symlinked folders are not followed; move the files into the folder".into(),
+                message: "symlinked folders are not followed; move the files into the folder"
+                    .into(),
             });
         }
     }
@@ -176,7 +184,10 @@ fn read_text(root: &Path, relative: &Path, limits: &Limits) -> Result<String, St
         ));
     }
     String::from_utf8(bytes).map_err(|e| {
-        format!("file is not valid UTF-8 (first invalid byte at offset {})", e.utf8_error().valid_up_to())
+        format!(
+            "file is not valid UTF-8 (first invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 
@@ -195,7 +206,12 @@ pub fn check_folder(
             problems.push(problem.clone());
         }
     }
-    problems.extend(validated.documents.iter().flat_map(|d| d.problems.iter().cloned()));
+    problems.extend(
+        validated
+            .documents
+            .iter()
+            .flat_map(|d| d.problems.iter().cloned()),
+    );
     problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     Ok(problems)
 }

@@ -13,9 +13,13 @@ mod load;
 pub mod node;
 mod notifier;
 mod parse;
+mod reconcile;
+pub mod schema;
 pub mod secrets;
 mod settings;
+mod status;
 mod system;
+mod tables;
 mod validate;
 
 use std::fmt;
@@ -24,7 +28,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::{Limits, check_folder};
+pub use reconcile::{ReconcileError, Reconciler, ReconcilerOptions, RescanReport};
 pub use secrets::SecretSource;
+pub use status::{
+    DocumentState, DocumentStatus, ReadOnlyEntity, StatusMessage, ensure_writable, status_body,
+};
 
 /// How bad a problem is: an error keeps the document from being applied, a warning does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

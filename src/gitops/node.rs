@@ -209,7 +209,11 @@ mod tests {
         let NodeValue::Map(entries) = &node.value else {
             panic!("expected a mapping, found {:?}", node.value);
         };
-        &entries.iter().find(|(k, _)| k.text == key).expect("key present").1
+        &entries
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .expect("key present")
+            .1
     }
 
     #[test]
@@ -222,13 +226,22 @@ mod tests {
             panic!("expected a list");
         };
         assert_eq!(items[0].value, NodeValue::Str("x".into()));
-        assert_eq!(items[1].at, Position { line: 3, column: 10 });
+        assert_eq!(
+            items[1].at,
+            Position {
+                line: 3,
+                column: 10
+            }
+        );
         assert_eq!(map_entry(&docs[1], "z").value, NodeValue::Null);
     }
 
     #[test]
     fn to_json_keeps_types() {
         let node: Node = serde_saphyr::from_str("a: [1, true, x, 1.5]\n").expect("valid yaml");
-        assert_eq!(node.to_json(), serde_json::json!({"a": [1, true, "x", 1.5]}));
+        assert_eq!(
+            node.to_json(),
+            serde_json::json!({"a": [1, true, "x", 1.5]})
+        );
     }
 }

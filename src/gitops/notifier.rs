@@ -36,7 +36,10 @@ pub(crate) fn read(
     let record = NotifierRecord {
         name: name.to_owned(),
         url: url?,
-        headers: headers.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect(),
+        headers: headers
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect(),
         timeout_secs: timeout_secs?,
         format: format?,
         filters: filters?,
@@ -115,7 +118,11 @@ fn read_format(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<NotifierF
         "json" => Some(NotifierFormat::Json),
         "slack" => Some(NotifierFormat::Slack),
         other => {
-            issues.error(node.at, &path, format!("unknown format \"{other}\"; allowed: json, slack"));
+            issues.error(
+                node.at,
+                &path,
+                format!("unknown format \"{other}\"; allowed: json, slack"),
+            );
             None
         }
     }
@@ -158,7 +165,9 @@ fn read_system_names(
             continue;
         };
         if !systems.contains(&name) {
-            let message = format!("no System document defines \"{name}\"; kept in case the settings page does");
+            let message = format!(
+                "no System document defines \"{name}\"; kept in case the settings page does"
+            );
             issues.warning(item.at, &index(&path, i), message);
         }
         names.push(name);

@@ -95,7 +95,11 @@ mod tests {
         let failure = parse_documents("a: 1\nb: [1, 2\n", &limits()).unwrap_err();
         println!("{failure:?}");
         assert_eq!(failure.at.line, 2);
-        assert!(failure.message.starts_with("invalid YAML: "), "{}", failure.message);
+        assert!(
+            failure.message.starts_with("invalid YAML: "),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]

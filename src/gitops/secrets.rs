@@ -85,14 +85,18 @@ impl SecretSource {
             return Ok(value);
         }
         let Some(dir) = &self.dir else {
-            return Err(SecretError::Missing { name: name.to_owned(), env });
+            return Err(SecretError::Missing {
+                name: name.to_owned(),
+                env,
+            });
         };
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
             Ok(value) => Ok(value.trim_end_matches(['\r', '\n']).to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(SecretError::Missing { name: name.to_owned(), env })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SecretError::Missing {
+                name: name.to_owned(),
+                env,
+            }),
             Err(e) => Err(SecretError::Unreadable {
                 name: name.to_owned(),
                 path,
@@ -139,7 +143,9 @@ mod tests {
     fn resolve_from_file_inside_longer_text() {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("gitops-test-token"), "abc\n").expect("write secret");
-        let source = SecretSource { dir: Some(dir.path().to_owned()) };
+        let source = SecretSource {
+            dir: Some(dir.path().to_owned()),
+        };
         let resolved = source.resolve("Bearer ${{ secrets.gitops-test-token }}!");
         assert_eq!(resolved, Ok("Bearer abc!".to_owned()));
     }
@@ -147,8 +153,14 @@ mod tests {
     #[test]
     fn missing_secret_names_it() {
         let source = SecretSource::default();
-        let err = source.resolve("${{ secrets.GITOPS_TEST_ABSENT }}").unwrap_err();
+        let err = source
+            .resolve("${{ secrets.GITOPS_TEST_ABSENT }}")
+            .unwrap_err();
         assert!(err.to_string().contains("GITOPS_TEST_ABSENT"), "{err}");
-        assert!(err.to_string().contains("ANOMALYD_SECRET_GITOPS_TEST_ABSENT"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ANOMALYD_SECRET_GITOPS_TEST_ABSENT"),
+            "{err}"
+        );
     }
 }

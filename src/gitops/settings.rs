@@ -6,7 +6,8 @@ use crate::engine::{BaselineWindow, Direction, FieldOverride, FieldType, SchemaF
 
 /// Parses a baseline window written `<n>h` or `<n>d`, from 1h to 90d.
 pub(crate) fn parse_baseline_window(text: &str) -> Result<BaselineWindow, String> {
-    let invalid = || format!("invalid baseline window \"{text}\": write <n>h or <n>d, from 1h to 90d");
+    let invalid =
+        || format!("invalid baseline window \"{text}\": write <n>h or <n>d, from 1h to 90d");
     let (digits, hours_per_unit) = match text.strip_suffix('h') {
         Some(digits) => (digits, 1),
         None => (text.strip_suffix('d').ok_or_else(invalid)?, 24),

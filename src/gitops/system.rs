@@ -57,7 +57,8 @@ fn reject_singular_namespace(fields: &mut Fields<'_>, issues: &mut Issues) {
 fn warn_unused(fields: &mut Fields<'_>, issues: &mut Issues) {
     for key in UNUSED_KEYS {
         if let Some(node) = fields.take(key) {
-            let message = format!("`{key}` is a Checkstack catalog key that anomalyd does not use; ignored");
+            let message =
+                format!("`{key}` is a Checkstack catalog key that anomalyd does not use; ignored");
             issues.warning(node.at, &fields.child(key), message);
         }
     }
@@ -100,7 +101,9 @@ fn read_assignment(
     let options = AssignmentOptions {
         degraded_threshold: fields.integer("degradedThreshold", 1, issues),
         unhealthy_threshold: fields.integer("unhealthyThreshold", 1, issues),
-        satellite_ids: fields.string_list("satelliteIds", issues).unwrap_or_default(),
+        satellite_ids: fields
+            .string_list("satelliteIds", issues)
+            .unwrap_or_default(),
         include_local: fields.bool("includeLocal", issues),
         notification_policy: read_policy(&mut fields, issues),
     };
@@ -211,7 +214,12 @@ fn read_anomaly_entry(
     let field_scope = FieldScope {
         collectors: collectors
             .iter()
-            .map(|c| (c.collector_id.as_str(), collector_fields(&c.collector_id, scope.collectors)))
+            .map(|c| {
+                (
+                    c.collector_id.as_str(),
+                    collector_fields(&c.collector_id, scope.collectors),
+                )
+            })
             .collect(),
     };
     let settings = anomaly::read_assignment(&mut fields, &field_scope, issues);

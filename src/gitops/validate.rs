@@ -55,7 +55,11 @@ struct Pending<'a> {
 }
 
 /// Validates every document of the folder and works out which entities are in effect.
-pub(crate) fn validate(scan: &FolderScan, previous: &Previous, secrets: &SecretSource) -> Validated {
+pub(crate) fn validate(
+    scan: &FolderScan,
+    previous: &Previous,
+    secrets: &SecretSource,
+) -> Validated {
     let mut validated = Validated::default();
     let mut pending = Vec::new();
     for file in &scan.files {
@@ -87,7 +91,9 @@ fn flush_issues(kind: EntityKind, pending: &mut [Pending<'_>], documents: &mut [
     for p in pending.iter_mut().filter(|p| p.kind == kind) {
         let outcome = &mut documents[p.outcome];
         let issues = std::mem::take(&mut p.issues);
-        outcome.problems.extend(to_problems(&outcome.file, outcome.document, issues));
+        outcome
+            .problems
+            .extend(to_problems(&outcome.file, outcome.document, issues));
     }
 }
 
@@ -104,13 +110,26 @@ fn read_headers<'a>(
         let outcome = validated.documents.len();
         let mut problems = Vec::new();
         let (kind, name) = match header {
-            Header::Applied { kind, name, metadata, spec } => {
+            Header::Applied {
+                kind,
+                name,
+                metadata,
+                spec,
+            } => {
                 let (kind_text, name_copy) = (kind.as_str().to_owned(), name.clone());
-                pending.push(Pending { outcome, kind, name, metadata, spec, issues });
+                pending.push(Pending {
+                    outcome,
+                    kind,
+                    name,
+                    metadata,
+                    spec,
+                    issues,
+                });
                 (Some(kind_text), name_copy)
             }
             Header::Ignored { kind, name } => {
-                let message = format!("kind {kind} is not used by anomalyd; the document is ignored");
+                let message =
+                    format!("kind {kind} is not used by anomalyd; the document is ignored");
                 issues.warning(root.at, "kind", message);
                 problems = to_problems(file, document, issues);
                 (Some(kind), name)
@@ -245,7 +264,9 @@ fn reject_duplicate_collector_ids(
         for &i in &members {
             let outcome = applied[i].0;
             if let Some(p) = pending.iter_mut().find(|p| p.outcome == outcome) {
-                let message = format!("collector id {id} is declared by several Collector documents; keep one");
+                let message = format!(
+                    "collector id {id} is declared by several Collector documents; keep one"
+                );
                 let at = p.spec.map_or(Default::default(), |s| s.at);
                 p.issues.error(at, "spec.id", message);
             }
@@ -302,10 +323,15 @@ fn keep_previous(
 
 /// A document failed when it has an error; ignored kinds only carry warnings.
 fn is_failed(outcome: &DocumentOutcome) -> bool {
-    outcome.problems.iter().any(|p| p.severity == Severity::Error)
+    outcome
+        .problems
+        .iter()
+        .any(|p| p.severity == Severity::Error)
 }
 
-fn collectors_in_effect(entities: &BTreeMap<EntityKey, Entity>) -> BTreeMap<String, CollectorDefinition> {
+fn collectors_in_effect(
+    entities: &BTreeMap<EntityKey, Entity>,
+) -> BTreeMap<String, CollectorDefinition> {
     let collectors = entities.values().filter_map(|e| match e {
         Entity::Collector(c) => Some((c.id.clone(), c.clone())),
         _ => None,
@@ -322,14 +348,23 @@ fn healthchecks_in_effect(entities: &BTreeMap<EntityKey, Entity>) -> BTreeMap<St
 }
 
 fn names_in_effect(entities: &BTreeMap<EntityKey, Entity>, kind: EntityKind) -> BTreeSet<String> {
-    let names = entities.keys().filter(|(k, _)| *k == kind).map(|(_, n)| n.clone());
+    let names = entities
+        .keys()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, n)| n.clone());
     names.collect()
 }
 
 /// Reports `${{ secrets.NAME }}` templates outside the fields where they are resolved: an error
 /// in `metadata`, a warning elsewhere because the text stays as written.
 fn check_secret_templates(root: &Node, header: &Header<'_>, issues: &mut Issues) {
-    let notifier = matches!(header, Header::Applied { kind: EntityKind::Notifier, .. });
+    let notifier = matches!(
+        header,
+        Header::Applied {
+            kind: EntityKind::Notifier,
+            ..
+        }
+    );
     let mut strings = Vec::new();
     collect_strings(root, "", &mut strings);
     for (path, node, text) in strings {
@@ -338,7 +373,8 @@ fn check_secret_templates(root: &Node, header: &Header<'_>, issues: &mut Issues)
         };
         let name = template.name;
         if path.starts_with("metadata") {
-            let message = format!("secret {name} is referenced in metadata, where secrets are not allowed");
+            let message =
+                format!("secret {name} is referenced in metadata, where secrets are not allowed");
             issues.error(node.at, &path, message);
         } else if !(notifier && is_notifier_secret_field(&path)) {
             let message = format!(
