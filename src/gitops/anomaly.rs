@@ -52,10 +52,9 @@ pub(crate) fn read_template(
     let window = read_window(&mut fields, issues);
     let overrides = read_overrides(&mut fields, scope, issues);
     fields.finish(issues);
-    let default_window = settings::parse_baseline_window("7d").ok()?;
     Some(TemplateSettings {
         enabled,
-        baseline_window: window.unwrap_or(default_window),
+        baseline_window: window.unwrap_or_default(),
         notify,
         field_overrides: overrides,
     })
@@ -242,9 +241,9 @@ pub(crate) fn read_override(node: &Node, path: &str, issues: &mut Issues) -> Opt
         min_absolute_delta: fields.number("minAbsoluteDelta", issues),
         min_relative_delta: fields.number("minRelativeDelta", issues),
     };
-    if let Err((key, message)) = settings::validate_override(&field) {
-        let at = fields.take(key).map_or(fields.at, |n| n.at);
-        issues.error(at, &fields.child(key), message);
+    for rejected in settings::validate_override(&field) {
+        let at = fields.take(&rejected.key).map_or(fields.at, |n| n.at);
+        issues.error(at, &fields.child(&rejected.key), rejected.message);
     }
     fields.finish(issues);
     (issues.error_count() == errors_before).then_some(field)
@@ -258,13 +257,11 @@ pub(crate) fn read_direction(
     let node = fields.take(key)?;
     let path = fields.child(key);
     let text = super::fields::as_string(node, &path, issues)?;
-    let direction = settings::parse_direction(&text);
-    if direction.is_none() {
-        let message = format!(
-            "unknown direction \"{text}\"; allowed: higher-is-better, lower-is-better, \
-             deviation, dominance"
-        );
-        issues.error(node.at, &path, message);
+    match settings::parse_direction(&text) {
+        Ok(direction) => Some(direction),
+        Err(message) => {
+            issues.error(node.at, &path, message);
+            None
+        }
     }
-    direction
 }

@@ -7,7 +7,7 @@ use super::fields::{Fields, Issues};
 use super::node::Node;
 use super::settings;
 use crate::config::{CollectorDefinition, Source};
-use crate::engine::{Direction, FieldType, SchemaField};
+use crate::engine::{FieldAnnotations, FieldType, SchemaField};
 
 /// Chart keys of the annotation format that anomalyd accepts and does not use.
 const CHART_KEYS: [&str; 7] = [
@@ -70,16 +70,11 @@ fn read_fields(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<SchemaField>
 
 fn read_field(name: &str, node: &Node, path: &str, issues: &mut Issues) -> Option<SchemaField> {
     let mut fields = Fields::open(node, path, issues)?;
-    let field_type = read_type(&mut fields, issues);
-    let direction = read_direction(&mut fields, "x-anomaly-direction", issues);
-    let enabled = fields
-        .bool("x-anomaly-enabled", issues)
-        .unwrap_or(direction.is_some());
-    let field = SchemaField {
-        name: name.to_owned(),
-        field_type: field_type?,
-        enabled,
-        direction,
+    let errors_before = issues.error_count();
+    let annotations = FieldAnnotations {
+        field_type: read_type(&mut fields, issues),
+        enabled: fields.bool("x-anomaly-enabled", issues),
+        direction: read_direction(&mut fields, "x-anomaly-direction", issues),
         sensitivity: fields.number("x-anomaly-sensitivity", issues),
         confirmation_window: fields.integer("x-anomaly-confirmation-window", 1, issues),
         drift_enabled: fields.bool("x-anomaly-drift-enabled", issues),
@@ -88,13 +83,23 @@ fn read_field(name: &str, node: &Node, path: &str, issues: &mut Issues) -> Optio
         min_relative_delta: fields.number("x-anomaly-min-relative-delta", issues),
         unit: fields.string("x-chart-unit", issues),
         label: fields.string("x-chart-label", issues),
+        note: None,
     };
     for key in CHART_KEYS {
         fields.take(key);
     }
-    let consistent = check_annotations(&field, &fields, issues);
+    if issues.error_count() > errors_before {
+        fields.finish(issues);
+        return None;
+    }
+    let field = settings::schema_field(name, &annotations).map_err(|rejected| {
+        for error in rejected {
+            let at = fields.take(&error.key).map_or(fields.at, |n| n.at);
+            issues.error(at, &fields.child(&error.key), error.message);
+        }
+    });
     fields.finish(issues);
-    consistent.then_some(field)
+    field.ok()
 }
 
 fn read_type(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<FieldType> {
@@ -106,30 +111,4 @@ fn read_type(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<FieldType> 
         issues.error(at, &fields.child("type"), message);
     }
     field_type
-}
-
-/// Checks the combinations the annotation format forbids.
-fn check_annotations(field: &SchemaField, fields: &Fields<'_>, issues: &mut Issues) -> bool {
-    let path = fields.path();
-    let problem = if field.enabled && field.direction.is_none() {
-        Some("x-anomaly-enabled: true needs x-anomaly-direction".to_owned())
-    } else if !field.enabled && field.direction.is_some() {
-        Some("x-anomaly-direction is not allowed when x-anomaly-enabled is false".to_owned())
-    } else if field.field_type != FieldType::Number
-        && field.direction.is_some_and(|d| d != Direction::Dominance)
-    {
-        Some("a string or boolean field can only use the direction dominance".to_owned())
-    } else if field.direction == Some(Direction::Dominance)
-        && (field.min_absolute_delta.is_some() || field.min_relative_delta.is_some())
-    {
-        Some("the delta floors apply to numeric directions only, not to dominance".to_owned())
-    } else {
-        settings::validate_schema_field(field)
-            .err()
-            .map(|(key, message)| format!("{key}: {message}"))
-    };
-    if let Some(problem) = &problem {
-        issues.error(fields.at, path, problem.clone());
-    }
-    problem.is_none()
 }

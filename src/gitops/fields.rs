@@ -82,10 +82,6 @@ impl<'a> Fields<'a> {
         })
     }
 
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     pub fn child(&self, key: &str) -> String {
         join(&self.path, key)
     }

@@ -21,6 +21,7 @@ mod status;
 mod system;
 mod tables;
 mod validate;
+mod watch;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub use secrets::SecretSource;
 pub use status::{
     DocumentState, DocumentStatus, ReadOnlyEntity, StatusMessage, ensure_writable, status_body,
 };
+pub use watch::{WatchError, Watching};
 
 /// How bad a problem is: an error keeps the document from being applied, a warning does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

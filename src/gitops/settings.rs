@@ -1,66 +1,42 @@
-//! The boundary to the engine's settings rules: baseline windows, field override ranges,
-//! collector annotations and the built-in field catalogue. Validation of values lives in the
-//! engine; this file only adapts its answers to the YAML reader.
+//! The boundary to the engine's settings rules: baseline windows, directions, field override
+//! ranges, collector annotations and the built-in field catalogue. The rules themselves live in
+//! the engine; this file only adapts its answers to the YAML reader.
 
-use crate::engine::{BaselineWindow, Direction, FieldOverride, FieldType, SchemaField};
+use crate::engine::{
+    BaselineWindow, Catalogue, Direction, FieldAnnotations, FieldOverride, FieldType, SchemaField,
+    SettingsError,
+};
+
+/// One rejected setting: the key relative to the object checked, and why.
+pub(crate) struct Rejected {
+    pub key: String,
+    pub message: String,
+}
+
+fn rejected(errors: Vec<SettingsError>) -> Vec<Rejected> {
+    let rejected = errors.into_iter().map(|error| match error {
+        SettingsError::Invalid { key, message } => Rejected { key, message },
+    });
+    rejected.collect()
+}
 
 /// Parses a baseline window written `<n>h` or `<n>d`, from 1h to 90d.
 pub(crate) fn parse_baseline_window(text: &str) -> Result<BaselineWindow, String> {
-    let invalid =
-        || format!("invalid baseline window \"{text}\": write <n>h or <n>d, from 1h to 90d");
-    let (digits, hours_per_unit) = match text.strip_suffix('h') {
-        Some(digits) => (digits, 1),
-        None => (text.strip_suffix('d').ok_or_else(invalid)?, 24),
-    };
-    let count: u32 = digits.parse().map_err(|_| invalid())?;
-    let hours = count.checked_mul(hours_per_unit).ok_or_else(invalid)?;
-    if !(1..=90 * 24).contains(&hours) {
-        return Err(invalid());
-    }
-    // NOTE: built through serde because the engine contract has no public constructor yet.
-    serde_json::from_value(serde_json::json!({ "hours": hours })).map_err(|_| invalid())
+    BaselineWindow::parse(text).map_err(|e| match e {
+        SettingsError::Invalid { message, .. } => message,
+    })
 }
 
-/// Checks the ranges of one field override; the error names the key and the allowed range.
-pub(crate) fn validate_override(field: &FieldOverride) -> Result<(), (&'static str, String)> {
-    positive("sensitivity", field.sensitivity)?;
-    positive("driftThreshold", field.drift_threshold)?;
-    non_negative("minAbsoluteDelta", field.min_absolute_delta)?;
-    non_negative("minRelativeDelta", field.min_relative_delta)?;
-    if field.confirmation_window == Some(0) {
-        let message = "must be an integer of at least 1, found 0".to_owned();
-        return Err(("confirmationWindow", message));
-    }
-    Ok(())
+/// Parses a direction name; the error lists the allowed names.
+pub(crate) fn parse_direction(text: &str) -> Result<Direction, String> {
+    Direction::parse(text).map_err(|e| match e {
+        SettingsError::Invalid { message, .. } => message,
+    })
 }
 
-fn positive(key: &'static str, value: Option<f64>) -> Result<(), (&'static str, String)> {
-    match value {
-        Some(v) if !(v > 0.0 && v.is_finite()) => {
-            Err((key, format!("must be a number greater than 0, found {v}")))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn non_negative(key: &'static str, value: Option<f64>) -> Result<(), (&'static str, String)> {
-    match value {
-        Some(v) if !(v >= 0.0 && v.is_finite()) => {
-            Err((key, format!("must be a number of at least 0, found {v}")))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Parses a direction name as the YAML writes it.
-pub(crate) fn parse_direction(text: &str) -> Option<Direction> {
-    match text {
-        "higher-is-better" => Some(Direction::HigherIsBetter),
-        "lower-is-better" => Some(Direction::LowerIsBetter),
-        "deviation" => Some(Direction::Deviation),
-        "dominance" => Some(Direction::Dominance),
-        _ => None,
-    }
+/// Checks the ranges of one field override; keys are the override's own (`sensitivity`).
+pub(crate) fn validate_override(field: &FieldOverride) -> Vec<Rejected> {
+    field.validate().err().map(rejected).unwrap_or_default()
 }
 
 /// Parses a result field type as a `Collector` document writes it.
@@ -76,22 +52,24 @@ pub(crate) fn parse_field_type(text: &str) -> Option<FieldType> {
 /// Returns the names of the result fields of a built-in collector, or `None` when the
 /// catalogue does not know the collector.
 pub(crate) fn builtin_fields(collector_id: &str) -> Option<Vec<String>> {
-    // NOTE: the built-in catalogue is not available yet, so only `Collector` documents are known.
-    let _ = collector_id;
-    None
+    let collector = Catalogue::builtin().collector(collector_id)?;
+    Some(collector.fields.iter().map(|f| f.name.clone()).collect())
 }
 
-/// Checks a schema field built from `x-anomaly-*` annotations.
-pub(crate) fn validate_schema_field(field: &SchemaField) -> Result<(), (&'static str, String)> {
-    let as_override = FieldOverride {
-        enabled: Some(field.enabled),
-        direction: field.direction,
-        sensitivity: field.sensitivity,
-        confirmation_window: field.confirmation_window,
-        drift_enabled: field.drift_enabled,
-        drift_threshold: field.drift_threshold,
-        min_absolute_delta: field.min_absolute_delta,
-        min_relative_delta: field.min_relative_delta,
-    };
-    validate_override(&as_override)
+/// Validates the annotations of field `name` and converts them; error keys are the annotation
+/// keys (`x-anomaly-direction`).
+pub(crate) fn schema_field(
+    name: &str,
+    annotations: &FieldAnnotations,
+) -> Result<SchemaField, Vec<Rejected>> {
+    let prefix = format!("{name}.");
+    annotations.to_schema_field(name).map_err(|errors| {
+        let mut errors = rejected(errors);
+        for error in &mut errors {
+            if let Some(key) = error.key.strip_prefix(&prefix) {
+                error.key = key.to_owned();
+            }
+        }
+        errors
+    })
 }
