@@ -16,7 +16,10 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let huge = format!("{HEALTHCHECK}{}", "# padding to pass the size limit\n".repeat(40_000));
+    let huge = format!(
+        "{HEALTHCHECK}{}",
+        "# padding to pass the size limit\n".repeat(40_000)
+    );
     let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..9 {
         let refs = vec![format!("*a{}", i - 1); 10].join(", ");
@@ -129,22 +132,45 @@ fn bad_edits_are_reported_and_change_nothing() {
         write_baseline(&folder);
         let reconciler = folder.reconciler();
         let first = reconciler.rescan().expect("first rescan");
-        assert!(errors(&first).is_empty(), "{}: baseline has errors: {:#?}", case.name, first.problems);
+        assert!(
+            errors(&first).is_empty(),
+            "{}: baseline has errors: {:#?}",
+            case.name,
+            first.problems
+        );
         let before = reconciler.snapshot();
 
         folder.write(case.file, &case.text);
         let report = reconciler.rescan().expect("rescan after the bad edit");
         let problem = find(&report, case.message);
-        assert_eq!(problem.file.to_str(), Some(case.file), "{}: {problem}", case.name);
+        assert_eq!(
+            problem.file.to_str(),
+            Some(case.file),
+            "{}: {problem}",
+            case.name
+        );
         assert_eq!(problem.line, case.line, "{}: {problem}", case.name);
-        assert_eq!(reconciler.snapshot(), before, "{}: snapshot changed", case.name);
+        assert_eq!(
+            reconciler.snapshot(),
+            before,
+            "{}: snapshot changed",
+            case.name
+        );
         assert!(!report.changed, "{}: report says changed", case.name);
-        let row = report.documents.iter().find(|d| d.file.to_str() == Some(case.file));
+        let row = report
+            .documents
+            .iter()
+            .find(|d| d.file.to_str() == Some(case.file));
         let row = row.expect("status row for the bad file");
         assert_eq!(row.state, DocumentState::Error, "{}", case.name);
 
         let reopened = folder.reconciler();
-        assert_eq!(reopened.snapshot(), before, "{}: stored state changed", case.name);
+        assert_eq!(
+            reopened.snapshot(),
+            before,
+            "{}: stored state changed",
+            case.name
+        );
     }
 }
 
@@ -185,7 +211,10 @@ fn unknown_keys_are_warnings_with_their_path() {
     write_baseline(&folder);
     folder.write(
         "checks/web.yaml",
-        &HEALTHCHECK.replace("  intervalSeconds: 30", "  intervalSeconds: 30\n  timeoutMs: 5"),
+        &HEALTHCHECK.replace(
+            "  intervalSeconds: 30",
+            "  intervalSeconds: 30\n  timeoutMs: 5",
+        ),
     );
     let reconciler = folder.reconciler();
     let report = reconciler.rescan().expect("rescan");
@@ -207,7 +236,10 @@ fn ignored_kind_is_a_warning() {
     let report = folder.reconciler().rescan().expect("rescan");
     let problem = find(&report, "kind Group is not used by anomalyd");
     assert_eq!(problem.severity, anomalyd::gitops::Severity::Warning);
-    let row = report.documents.iter().find(|d| d.file.to_str() == Some("groups.yaml"));
+    let row = report
+        .documents
+        .iter()
+        .find(|d| d.file.to_str() == Some("groups.yaml"));
     assert_eq!(row.map(|r| r.state), Some(DocumentState::Warning));
 }
 

@@ -19,7 +19,12 @@ fn load_examples() -> (Folder, std::sync::Arc<ConfigSnapshot>) {
     (folder, reconciler.snapshot())
 }
 
-fn effective(snapshot: &ConfigSnapshot, system: &str, check: &str, path: &str) -> EffectiveSettings {
+fn effective(
+    snapshot: &ConfigSnapshot,
+    system: &str,
+    check: &str,
+    path: &str,
+) -> EffectiveSettings {
     let (collector, field) = split_path(snapshot, check, path);
     resolve(
         path,
@@ -47,7 +52,10 @@ fn examples_apply_every_entity() {
     let checks: Vec<&str> = snapshot.healthchecks.keys().map(String::as_str).collect();
     assert_eq!(checks, ["payments-api-http", "payments-db-host-ssh"]);
     let system = &snapshot.systems["payments-api"];
-    assert_eq!(system.healthchecks, ["payments-api-http", "payments-db-host-ssh"]);
+    assert_eq!(
+        system.healthchecks,
+        ["payments-api-http", "payments-db-host-ssh"]
+    );
     let options = &system.healthcheck_options["payments-api-http"];
     assert_eq!(options.degraded_threshold, Some(2));
     assert_eq!(options.unhealthy_threshold, Some(4));
@@ -58,8 +66,7 @@ fn examples_apply_every_entity() {
     assert_eq!(http.collectors[0].assertions.len(), 3);
     let ssh = &snapshot.healthchecks["payments-db-host-ssh"];
     assert_eq!(
-        ssh.config["password"],
-        "${{ secrets.PAYMENTS_DB_HOST_SSH_PASSWORD }}",
+        ssh.config["password"], "${{ secrets.PAYMENTS_DB_HOST_SSH_PASSWORD }}",
         "secrets outside secret fields stay as written"
     );
 }
@@ -79,7 +86,10 @@ fn assignment_entry_replaces_template_entry() {
     assert_eq!(settings.drift_threshold.layer, Layer::EngineDefault);
     assert_eq!(settings.min_relative_delta.value, 0.5);
     assert_eq!(settings.min_relative_delta.layer, Layer::SchemaAnnotation);
-    assert_eq!(settings.baseline_window.value, BaselineWindow::parse("30d").expect("30d"));
+    assert_eq!(
+        settings.baseline_window.value,
+        BaselineWindow::parse("30d").expect("30d")
+    );
     assert_eq!(settings.baseline_window.layer, Layer::Assignment);
     assert!(settings.notify.value);
     assert_eq!(settings.notify.layer, Layer::Assignment);
@@ -112,7 +122,10 @@ fn disabled_assignment_turns_off_every_field() {
     assert_eq!(settings.enabled.layer, Layer::Assignment);
     assert!(!settings.notify.value);
     assert_eq!(settings.notify.layer, Layer::Template);
-    assert_eq!(settings.baseline_window.value, BaselineWindow::parse("7d").expect("7d"));
+    assert_eq!(
+        settings.baseline_window.value,
+        BaselineWindow::parse("7d").expect("7d")
+    );
     let load = "collectors.collector-hardware.cpu.loadAvg1m";
     let settings = effective(&snapshot, "payments-api", "payments-db-host-ssh", load);
     assert_eq!(settings.drift_threshold.value, 2.5);
@@ -131,9 +144,9 @@ fn example_warnings_are_reported() {
             "healthchecks/payments-db-host-ssh.yaml:13:15: warning: spec.config.password: secret \
              PAYMENTS_DB_HOST_SSH_PASSWORD is only resolved in a Notifier's url and headers; \
              here the template stays as text",
-            "systems/payments-api.yaml:1:1: warning: kind: kind Group is not used by anomalyd; \
+            "systems/payments-api.yaml:2:7: warning: kind: kind Group is not used by anomalyd; \
              the document is ignored",
-            "systems/payments-api.yaml:19:5: warning: spec.groups: `groups` is a Checkstack \
+            "systems/payments-api.yaml:18:3: warning: spec.groups: `groups` is a Checkstack \
              catalog key that anomalyd does not use; ignored",
         ]
     );

@@ -78,13 +78,13 @@ pub(crate) fn read_assignment(
 
 fn reject_legacy_keys(fields: &mut Fields<'_>, issues: &mut Issues) {
     for key in LEGACY_KEYS {
-        if let Some(node) = fields.take(key) {
+        if let Some(at) = fields.take_key(key) {
             let message = format!(
                 "the global key `{key}` is no longer supported; move it under \
                  fieldOverrides.\"collectors.<collector id>.<field>\".{key} for each field it \
                  should apply to"
             );
-            issues.error(node.at, &fields.child(key), message);
+            issues.error(at, &fields.child(key), message);
         }
     }
 }

@@ -115,8 +115,12 @@ pub(crate) enum Header<'a> {
         metadata: Metadata,
         spec: Option<&'a Node>,
     },
-    /// A Checkstack kind anomalyd does not use.
-    Ignored { kind: String, name: Option<String> },
+    /// A Checkstack kind anomalyd does not use; `at` is the position of its `kind` value.
+    Ignored {
+        kind: String,
+        name: Option<String>,
+        at: Position,
+    },
     /// The envelope itself is invalid; the issues say why.
     Invalid {
         kind: Option<String>,
@@ -156,13 +160,14 @@ pub(crate) fn read_header<'a>(root: &'a Node, issues: &mut Issues) -> Header<'a>
             spec,
         };
     }
+    let at = kind_node.map_or(root.at, |n| n.at);
     if api_version == CHECKSTACK_API && IGNORED_KINDS.contains(&kind_text.as_str()) {
         return Header::Ignored {
             kind: kind_text,
             name,
+            at,
         };
     }
-    let at = kind_node.map_or(root.at, |n| n.at);
     issues.error(at, "kind", unknown_kind_message(&api_version, &kind_text));
     Header::Invalid {
         kind: Some(kind_text),

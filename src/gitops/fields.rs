@@ -93,6 +93,13 @@ impl<'a> Fields<'a> {
         Some(&self.entries[i].1)
     }
 
+    /// Returns the position of `key` itself (not its value) and marks it read.
+    pub fn take_key(&mut self, key: &str) -> Option<Position> {
+        let i = self.entries.iter().position(|(k, _)| k.text == key)?;
+        self.read[i] = true;
+        Some(self.entries[i].0.at)
+    }
+
     /// Returns every entry not read yet and marks them read; used for free-form maps.
     pub fn take_rest(&mut self) -> Vec<&'a (Key, Node)> {
         let mut rest = Vec::new();

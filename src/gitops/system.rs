@@ -47,19 +47,19 @@ pub(crate) fn read(
 }
 
 fn reject_singular_namespace(fields: &mut Fields<'_>, issues: &mut Issues) {
-    if let Some(node) = fields.take("healthcheck") {
+    if let Some(at) = fields.take_key("healthcheck") {
         let message = "unknown namespace `healthcheck`; assignments go under `healthchecks` \
                        (plural), as a list of entries with `ref: {kind: Healthcheck, name: ...}`";
-        issues.error(node.at, &fields.child("healthcheck"), message);
+        issues.error(at, &fields.child("healthcheck"), message);
     }
 }
 
 fn warn_unused(fields: &mut Fields<'_>, issues: &mut Issues) {
     for key in UNUSED_KEYS {
-        if let Some(node) = fields.take(key) {
+        if let Some(at) = fields.take_key(key) {
             let message =
                 format!("`{key}` is a Checkstack catalog key that anomalyd does not use; ignored");
-            issues.warning(node.at, &fields.child(key), message);
+            issues.warning(at, &fields.child(key), message);
         }
     }
 }

@@ -127,10 +127,10 @@ fn read_headers<'a>(
                 });
                 (Some(kind_text), name_copy)
             }
-            Header::Ignored { kind, name } => {
+            Header::Ignored { kind, name, at } => {
                 let message =
                     format!("kind {kind} is not used by anomalyd; the document is ignored");
-                issues.warning(root.at, "kind", message);
+                issues.warning(at, "kind", message);
                 problems = to_problems(file, document, issues);
                 (Some(kind), name)
             }

@@ -75,19 +75,29 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// Returns the errors of a report.
 pub fn errors(report: &RescanReport) -> Vec<&Problem> {
-    let errors = report.problems.iter().filter(|p| p.severity == Severity::Error);
+    let errors = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error);
     errors.collect()
 }
 
 /// Returns the warnings of a report.
 pub fn warnings(report: &RescanReport) -> Vec<&Problem> {
-    let warnings = report.problems.iter().filter(|p| p.severity == Severity::Warning);
+    let warnings = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning);
     warnings.collect()
 }
 
 /// Finds the one problem whose message contains `text`, failing with every problem listed.
 pub fn find<'a>(report: &'a RescanReport, text: &str) -> &'a Problem {
-    let found: Vec<&Problem> = report.problems.iter().filter(|p| p.message.contains(text)).collect();
+    let found: Vec<&Problem> = report
+        .problems
+        .iter()
+        .filter(|p| p.message.contains(text))
+        .collect();
     assert!(
         !found.is_empty(),
         "no problem mentions {text:?}; problems: {:#?}",
