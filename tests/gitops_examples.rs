@@ -151,3 +151,86 @@ fn example_warnings_are_reported() {
         ]
     );
 }
+
+#[test]
+fn shipped_example_applies_without_webhook_secret() {
+    let folder = Folder::new();
+    folder.copy_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitops"));
+    let reconciler = folder.reconciler();
+    let report = reconciler.rescan().expect("rescan");
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 1, "{:#?}", report.problems);
+    assert_eq!(errors[0].file.to_str(), Some("notifiers/ops-webhook.yaml"));
+    assert!(
+        errors[0].message.contains("secret WEBHOOK_URL is not set"),
+        "{}",
+        errors[0]
+    );
+    let snapshot = reconciler.snapshot();
+    assert!(snapshot.notifiers.is_empty());
+    let check = &snapshot.healthchecks["anomalyd-healthz"];
+    assert_eq!(check.interval_secs, 10);
+    let path = "collectors.healthcheck-http.request.responseTimeMs";
+    let settings = effective(&snapshot, "anomalyd", "anomalyd-healthz", path);
+    assert_eq!(settings.sensitivity.value, 2.5);
+    assert_eq!(
+        settings.baseline_window.value,
+        BaselineWindow::parse("3d").expect("3d")
+    );
+}
+
+#[test]
+fn shipped_example_applies_notifier_with_secret() {
+    let folder = Folder::new();
+    folder.copy_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitops"));
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    std::fs::write(
+        secrets.path().join("WEBHOOK_URL"),
+        "https://hooks.example.invalid/a\n",
+    )
+    .expect("write secret");
+    let mut options = folder.options();
+    options.secrets.dir = Some(secrets.path().to_owned());
+    let reconciler = anomalyd::gitops::Reconciler::open(options, folder.db.clone()).expect("open");
+    let report = reconciler.rescan().expect("rescan");
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    let snapshot = reconciler.snapshot();
+    let notifier = &snapshot.notifiers["ops-webhook"];
+    assert_eq!(notifier.url.expose(), "https://hooks.example.invalid/a");
+}
+
+#[test]
+fn status_body_lists_every_document() {
+    let folder = Folder::new();
+    folder.copy_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitops"));
+    let reconciler = folder.reconciler();
+    reconciler.rescan().expect("rescan");
+    let body: serde_json::Value =
+        serde_json::from_str(&reconciler.status_json()).expect("status body is JSON");
+    let documents = body["documents"].as_array().expect("documents array");
+    assert_eq!(documents.len(), 3);
+    let notifier = &documents[1];
+    assert_eq!(notifier["file"], "notifiers/ops-webhook.yaml");
+    assert_eq!(notifier["document"], 0);
+    assert_eq!(notifier["kind"], "Notifier");
+    assert_eq!(notifier["name"], "ops-webhook");
+    assert_eq!(notifier["state"], "error");
+    assert_eq!(notifier["messages"][0]["line"], 12);
+    assert_eq!(notifier["lastApplied"], serde_json::Value::Null);
+    let check = &documents[0];
+    assert_eq!(check["state"], "synced");
+    assert!(check["lastApplied"].is_string(), "{check}");
+}
+
+#[test]
+fn last_applied_stays_while_unchanged() {
+    let folder = Folder::new();
+    folder.copy_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitops"));
+    let reconciler = folder.reconciler();
+    reconciler.rescan().expect("rescan");
+    let first = reconciler.status()[0].last_applied;
+    assert!(first.is_some());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    reconciler.rescan().expect("rescan");
+    assert_eq!(reconciler.status()[0].last_applied, first);
+}

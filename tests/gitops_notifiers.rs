@@ -43,7 +43,10 @@ fn options(folder: &Folder, secrets: &tempfile::TempDir) -> ReconcilerOptions {
 #[test]
 fn notifier_defaults_apply() {
     let folder = Folder::new();
-    folder.write("notify.yaml", &notifier("https://hooks.example.invalid/x", ""));
+    folder.write(
+        "notify.yaml",
+        &notifier("https://hooks.example.invalid/x", ""),
+    );
     let reconciler = folder.reconciler();
     let report = reconciler.rescan().expect("rescan");
     assert!(errors(&report).is_empty(), "{:#?}", report.problems);
@@ -67,7 +70,10 @@ fn notifier_filters_and_format_apply() {
         "    kinds: [drift]\n",
         "    minImportance: warning\n",
     );
-    folder.write("notify.yaml", &notifier("https://hooks.example.invalid/x", extra));
+    folder.write(
+        "notify.yaml",
+        &notifier("https://hooks.example.invalid/x", extra),
+    );
     let reconciler = folder.reconciler();
     let report = reconciler.rescan().expect("rescan");
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
@@ -84,14 +90,18 @@ fn secrets_resolve_in_url_and_headers() {
     let (folder, secrets) = folder_with_secrets();
     let extra = "  headers:\n    Authorization: \"Bearer ${{ secrets.OPS_TOKEN }}\"\n";
     folder.write("notify.yaml", &notifier("${{ secrets.OPS_HOOK }}", extra));
-    let reconciler = anomalyd::gitops::Reconciler::open(options(&folder, &secrets), folder.db.clone())
-        .expect("open");
+    let reconciler =
+        anomalyd::gitops::Reconciler::open(options(&folder, &secrets), folder.db.clone())
+            .expect("open");
     let report = reconciler.rescan().expect("rescan");
     assert!(errors(&report).is_empty(), "{:#?}", report.problems);
     let snapshot = reconciler.snapshot();
     let notifier = &snapshot.notifiers["ops"];
     assert_eq!(notifier.url.expose(), SECRET_VALUE);
-    assert_eq!(notifier.headers["Authorization"].expose(), "Bearer token-123");
+    assert_eq!(
+        notifier.headers["Authorization"].expose(),
+        "Bearer token-123"
+    );
 
     let json = serde_json::to_string(&*snapshot).expect("serialize snapshot");
     assert!(!json.contains("very-secret-path"), "{json}");
@@ -105,22 +115,29 @@ fn secrets_resolve_in_url_and_headers() {
 fn secret_values_are_not_stored() {
     let (folder, secrets) = folder_with_secrets();
     folder.write("notify.yaml", &notifier("${{ secrets.OPS_HOOK }}", ""));
-    let reconciler = anomalyd::gitops::Reconciler::open(options(&folder, &secrets), folder.db.clone())
-        .expect("open");
+    let reconciler =
+        anomalyd::gitops::Reconciler::open(options(&folder, &secrets), folder.db.clone())
+            .expect("open");
     reconciler.rescan().expect("rescan");
     drop(reconciler);
     let db_path = folder.state.path().join("anomalyd.redb");
     drop(folder.db);
     let bytes = std::fs::read(db_path).expect("read redb file");
     let needle = b"very-secret-path";
-    assert!(!bytes.windows(needle.len()).any(|w| w == needle), "secret found in the store");
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "secret found in the store"
+    );
 }
 
 #[test]
 fn missing_secret_is_an_error_naming_it() {
     let folder = Folder::new();
     write_baseline(&folder);
-    folder.write("notify.yaml", &notifier("${{ secrets.GITOPS_TEST_MISSING_HOOK }}", ""));
+    folder.write(
+        "notify.yaml",
+        &notifier("${{ secrets.GITOPS_TEST_MISSING_HOOK }}", ""),
+    );
     let reconciler = folder.reconciler();
     let report = reconciler.rescan().expect("rescan");
     let error = find(&report, "secret GITOPS_TEST_MISSING_HOOK is not set");
@@ -128,20 +145,32 @@ fn missing_secret_is_an_error_naming_it() {
     assert_eq!(error.path, "spec.url");
     let snapshot = reconciler.snapshot();
     assert!(snapshot.notifiers.is_empty());
-    assert!(snapshot.systems.contains_key("shop"), "the rest still applies");
+    assert!(
+        snapshot.systems.contains_key("shop"),
+        "the rest still applies"
+    );
 }
 
 #[test]
 fn secret_outside_secret_fields_stays_text() {
     let folder = Folder::new();
     let extra = "  filters:\n    systems: [\"${{ secrets.OPS_HOOK }}\"]\n";
-    folder.write("notify.yaml", &notifier("https://hooks.example.invalid/x", extra));
+    folder.write(
+        "notify.yaml",
+        &notifier("https://hooks.example.invalid/x", extra),
+    );
     let reconciler = folder.reconciler();
     let report = reconciler.rescan().expect("rescan");
-    let warning = find(&report, "secret OPS_HOOK is only resolved in a Notifier's url and headers");
+    let warning = find(
+        &report,
+        "secret OPS_HOOK is only resolved in a Notifier's url and headers",
+    );
     assert_eq!(warning.path, "spec.filters.systems[0]");
     let snapshot = reconciler.snapshot();
-    assert_eq!(snapshot.notifiers["ops"].filters.systems, ["${{ secrets.OPS_HOOK }}"]);
+    assert_eq!(
+        snapshot.notifiers["ops"].filters.systems,
+        ["${{ secrets.OPS_HOOK }}"]
+    );
 }
 
 #[test]
@@ -157,7 +186,10 @@ fn url_must_be_http() {
 fn bad_filter_values_name_the_allowed_ones() {
     let folder = Folder::new();
     let extra = "  format: xml\n  filters:\n    kinds: [spike, flip]\n    minImportance: error\n";
-    folder.write("notify.yaml", &notifier("https://hooks.example.invalid/x", extra));
+    folder.write(
+        "notify.yaml",
+        &notifier("https://hooks.example.invalid/x", extra),
+    );
     let report = folder.reconciler().rescan().expect("rescan");
     assert_eq!(find(&report, "allowed: json, slack").line, 7);
     assert_eq!(find(&report, "allowed: spike, drift").line, 9);

@@ -16,7 +16,10 @@ async fn sighup_forces_a_rescan() {
     let mut reports = reconciler.subscribe_reports();
     let _watching = reconciler.clone().spawn().expect("start watcher");
     let first = tokio::time::timeout(Duration::from_secs(2), reports.wait_for(Option::is_some));
-    first.await.expect("initial rescan in time").expect("reports open");
+    first
+        .await
+        .expect("initial rescan in time")
+        .expect("reports open");
     reports.mark_unchanged();
 
     let status = std::process::Command::new("kill")
@@ -25,5 +28,7 @@ async fn sighup_forces_a_rescan() {
         .expect("run kill");
     assert!(status.success());
     let rescanned = tokio::time::timeout(Duration::from_secs(2), reports.changed()).await;
-    rescanned.expect("rescan after SIGHUP in time").expect("reports open");
+    rescanned
+        .expect("rescan after SIGHUP in time")
+        .expect("reports open");
 }

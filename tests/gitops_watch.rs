@@ -18,7 +18,9 @@ async fn start(folder: &Folder) -> Watching {
     let mut reports = reconciler.subscribe_reports();
     let watching = reconciler.spawn().expect("start watcher");
     let first = tokio::time::timeout(APPLY_WITHIN, reports.wait_for(Option::is_some)).await;
-    first.expect("initial rescan in time").expect("reports open");
+    first
+        .expect("initial rescan in time")
+        .expect("reports open");
     watching
 }
 
@@ -29,7 +31,8 @@ async fn until(
     done: impl FnMut(&Arc<ConfigSnapshot>) -> bool,
 ) {
     let waited = tokio::time::timeout(APPLY_WITHIN, changes.wait_for(done)).await;
-    waited.unwrap_or_else(|_| panic!("{what} not applied within {APPLY_WITHIN:?}"));
+    let seen = waited.unwrap_or_else(|_| panic!("{what} not applied within {APPLY_WITHIN:?}"));
+    seen.expect("snapshot channel open");
 }
 
 /// Waits until a rescan report satisfies `done`.
@@ -40,7 +43,8 @@ async fn until_report(
 ) {
     let check = |r: &Option<Arc<RescanReport>>| r.as_deref().is_some_and(&mut done);
     let waited = tokio::time::timeout(APPLY_WITHIN, reports.wait_for(check)).await;
-    waited.unwrap_or_else(|_| panic!("{what} not reported within {APPLY_WITHIN:?}"));
+    let seen = waited.unwrap_or_else(|_| panic!("{what} not reported within {APPLY_WITHIN:?}"));
+    seen.expect("report channel open");
 }
 
 fn interval(snapshot: &ConfigSnapshot) -> Option<u32> {
@@ -63,7 +67,10 @@ async fn created_file_is_applied() {
     let watching = start(&folder).await;
     let mut changes = watching.reconciler().subscribe();
     write_baseline(&folder);
-    until(&mut changes, "new files", |s| s.systems.contains_key("shop")).await;
+    until(&mut changes, "new files", |s| {
+        s.systems.contains_key("shop")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -72,7 +79,10 @@ async fn edit_in_place_is_applied() {
     write_baseline(&folder);
     let watching = start(&folder).await;
     let mut changes = watching.reconciler().subscribe();
-    folder.write("checks/web.yaml", &HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 15"));
+    folder.write(
+        "checks/web.yaml",
+        &HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 15"),
+    );
     until(&mut changes, "in-place edit", |s| interval(s) == Some(15)).await;
 }
 
@@ -83,10 +93,16 @@ async fn rename_over_the_file_is_applied() {
     let watching = start(&folder).await;
     let mut changes = watching.reconciler().subscribe();
     for (round, seconds) in [20, 25, 35].into_iter().enumerate() {
-        let edited = HEALTHCHECK.replace("intervalSeconds: 30", &format!("intervalSeconds: {seconds}"));
+        let edited = HEALTHCHECK.replace(
+            "intervalSeconds: 30",
+            &format!("intervalSeconds: {seconds}"),
+        );
         folder.write("checks/.web.yaml.swp", &edited);
-        std::fs::rename(folder.path("checks/.web.yaml.swp"), folder.path("checks/web.yaml"))
-            .expect("rename over the file");
+        std::fs::rename(
+            folder.path("checks/.web.yaml.swp"),
+            folder.path("checks/web.yaml"),
+        )
+        .expect("rename over the file");
         let what = format!("rename {round}");
         until(&mut changes, &what, |s| interval(s) == Some(seconds)).await;
     }
@@ -112,19 +128,31 @@ async fn broken_edit_then_fix() {
     let mut changes = reconciler.subscribe();
     let before = reconciler.snapshot();
 
-    folder.write("checks/web.yaml", "apiVersion: checkstack.io/v1alpha1\nkind: [\n");
+    folder.write(
+        "checks/web.yaml",
+        "apiVersion: checkstack.io/v1alpha1\nkind: [\n",
+    );
     let file_failed = |r: &RescanReport| {
-        r.documents.iter().any(|d| {
-            d.file.to_str() == Some("checks/web.yaml") && d.state == DocumentState::Error
-        })
+        r.documents
+            .iter()
+            .any(|d| d.file.to_str() == Some("checks/web.yaml") && d.state == DocumentState::Error)
     };
     until_report(&mut reports, "broken edit", file_failed).await;
-    assert_eq!(reconciler.snapshot(), before, "the broken edit changed nothing");
+    assert_eq!(
+        reconciler.snapshot(),
+        before,
+        "the broken edit changed nothing"
+    );
 
-    folder.write("checks/web.yaml", &HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 50"));
+    folder.write(
+        "checks/web.yaml",
+        &HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 50"),
+    );
     until(&mut changes, "fix", |s| interval(s) == Some(50)).await;
     let rows = reconciler.status();
-    let row = rows.iter().find(|d| d.file.to_str() == Some("checks/web.yaml"));
+    let row = rows
+        .iter()
+        .find(|d| d.file.to_str() == Some("checks/web.yaml"));
     assert_eq!(row.map(|r| r.state), Some(DocumentState::Synced));
 }
 

@@ -142,11 +142,12 @@ fn read_filters(
     let kinds = read_kinds(&mut filters, issues);
     let importance = read_importance(&mut filters, issues);
     filters.finish(issues);
-    (issues.error_count() == errors_before).then(|| NotifierFilters {
+    let filters = NotifierFilters {
         systems: names,
         kinds,
         min_importance: importance,
-    })
+    };
+    (issues.error_count() == errors_before).then_some(filters)
 }
 
 fn read_system_names(

@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn syntax_error_has_position() {
-        let failure = parse_documents("a: 1\nb: [1, 2\n", &limits()).unwrap_err();
+        let failure = parse_documents("a: 1\nb: [1, 2\n", &limits()).expect_err("unclosed list");
         println!("{failure:?}");
         assert_eq!(failure.at.line, 2);
         assert!(
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn duplicate_key_is_rejected() {
-        let failure = parse_documents("a: 1\na: 2\n", &limits()).unwrap_err();
+        let failure = parse_documents("a: 1\na: 2\n", &limits()).expect_err("duplicate key");
         println!("{failure:?}");
         assert_eq!(failure.at.line, 2);
         assert!(failure.message.contains("duplicate"), "{}", failure.message);
@@ -117,7 +117,7 @@ mod tests {
             let refs = vec![format!("*a{}", i - 1); 10].join(", ");
             text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
-        let failure = parse_documents(&text, &limits()).unwrap_err();
+        let failure = parse_documents(&text, &limits()).expect_err("over the limit");
         println!("{failure:?}");
         assert!(failure.at.line >= 1);
     }
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn document_storm_is_rejected() {
         let text = "a: 1\n---\n".repeat(limits().documents_per_file + 1);
-        let failure = parse_documents(&text, &limits()).unwrap_err();
+        let failure = parse_documents(&text, &limits()).expect_err("over the limit");
         println!("{failure:?}");
         assert!(failure.message.contains("documents"), "{}", failure.message);
     }

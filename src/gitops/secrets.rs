@@ -155,7 +155,7 @@ mod tests {
         let source = SecretSource::default();
         let err = source
             .resolve("${{ secrets.GITOPS_TEST_ABSENT }}")
-            .unwrap_err();
+            .expect_err("secret is not set");
         assert!(err.to_string().contains("GITOPS_TEST_ABSENT"), "{err}");
         assert!(
             err.to_string()

@@ -129,7 +129,7 @@ mod tests {
             file: PathBuf::from("systems/shop.yaml"),
             document: 1,
         };
-        let err = ensure_writable("System", "shop", &source).unwrap_err();
+        let err = ensure_writable("System", "shop", &source).expect_err("yaml entity");
         assert!(err.to_string().contains("systems/shop.yaml"), "{err}");
         assert_eq!(ReadOnlyEntity::STATUS, 409);
     }
