@@ -16,8 +16,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Checks a config folder and prints every problem as `file:line:col: severity: message`;
-    /// exits with 1 when any document has an error.
+    /// Checks a config folder and prints every problem as `file:line:col: severity: message`.
+    /// Exits with 1 when any document has an error.
     Check {
         /// The folder of YAML files to check.
         dir: PathBuf,

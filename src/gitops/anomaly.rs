@@ -60,7 +60,7 @@ pub(crate) fn read_template(
     })
 }
 
-/// Reads the settings part of a `System.spec.anomaly[]` entry; the caller has taken
+/// Reads the settings part of a `System.spec.anomaly[]` entry. The caller has taken
 /// `healthcheckRef` already.
 pub(crate) fn read_assignment(
     fields: &mut Fields<'_>,

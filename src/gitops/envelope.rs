@@ -106,7 +106,7 @@ impl Entity {
     }
 }
 
-/// What the envelope says about a document.
+/// Kind, name and spec of a document, as read from its envelope.
 pub(crate) enum Header<'a> {
     /// A kind anomalyd applies, with its name (if valid) and its `spec`.
     Applied {
@@ -115,13 +115,13 @@ pub(crate) enum Header<'a> {
         metadata: Metadata,
         spec: Option<&'a Node>,
     },
-    /// A Checkstack kind anomalyd does not use; `at` is the position of its `kind` value.
+    /// A Checkstack kind anomalyd does not use. `at` is the position of its `kind` value.
     Ignored {
         kind: String,
         name: Option<String>,
         at: Position,
     },
-    /// The envelope itself is invalid; the issues say why.
+    /// An invalid envelope, with the reasons recorded in the issues.
     Invalid {
         kind: Option<String>,
         name: Option<String>,
@@ -149,9 +149,11 @@ pub(crate) fn read_header<'a>(root: &'a Node, issues: &mut Issues) -> Header<'a>
     let (name, metadata) = read_metadata(&mut top, issues);
     let spec = top.take("spec");
     top.finish(issues);
+
     let (Some(api_version), Some(kind_text)) = (api_version, kind) else {
         return Header::Invalid { kind: None, name };
     };
+
     if let Some(kind) = EntityKind::parse(&api_version, &kind_text) {
         return Header::Applied {
             kind,
@@ -160,6 +162,7 @@ pub(crate) fn read_header<'a>(root: &'a Node, issues: &mut Issues) -> Header<'a>
             spec,
         };
     }
+
     let at = kind_node.map_or(root.at, |n| n.at);
     if api_version == CHECKSTACK_API && IGNORED_KINDS.contains(&kind_text.as_str()) {
         return Header::Ignored {
@@ -168,6 +171,7 @@ pub(crate) fn read_header<'a>(root: &'a Node, issues: &mut Issues) -> Header<'a>
             at,
         };
     }
+
     issues.error(at, "kind", unknown_kind_message(&api_version, &kind_text));
     Header::Invalid {
         kind: Some(kind_text),
@@ -233,7 +237,7 @@ pub(crate) fn name_problem(name: &str) -> Option<String> {
     ))
 }
 
-/// Reads a map of strings (labels, annotations, headers); non-string values are errors.
+/// Reads a map of strings (labels, annotations, headers). Non-string values are errors.
 pub(crate) fn read_string_map(
     fields: &mut Fields<'_>,
     key: &str,

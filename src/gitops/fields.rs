@@ -1,5 +1,5 @@
 //! Typed access to the keys of a YAML mapping, collecting errors and warnings with the key path
-//! and position of each offending value, and warning about keys nobody read.
+//! and position of each offending value, and warning about keys that no reader took.
 
 use super::Severity;
 use super::node::{Key, Node, NodeValue, Position};
@@ -57,7 +57,7 @@ pub(crate) fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 
-/// The keys of one mapping node. Every key read through it is marked; [`Fields::finish`] warns
+/// The keys of one mapping node. Every key read through it is marked, and [`Fields::finish`] warns
 /// about the rest so that no key is dropped silently.
 pub(crate) struct Fields<'a> {
     path: String,
@@ -67,7 +67,7 @@ pub(crate) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Opens a mapping node; anything else is an error and gives `None`.
+    /// Opens a mapping node. Any other node is an error and gives `None`.
     pub fn open(node: &'a Node, path: &str, issues: &mut Issues) -> Option<Self> {
         let NodeValue::Map(entries) = &node.value else {
             let found = node.value.type_name();
@@ -100,7 +100,7 @@ impl<'a> Fields<'a> {
         Some(self.entries[i].0.at)
     }
 
-    /// Returns every entry not read yet and marks them read; used for free-form maps.
+    /// Returns every entry not read yet and marks them read, for free-form maps.
     pub fn take_rest(&mut self) -> Vec<&'a (Key, Node)> {
         let mut rest = Vec::new();
         for (i, entry) in self.entries.iter().enumerate() {

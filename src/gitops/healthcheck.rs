@@ -10,7 +10,7 @@ use super::node::Node;
 use super::settings;
 use crate::config::{Assertion, CollectorDefinition, CollectorInstance, Healthcheck, Source};
 
-/// Assertion operators Checkstack's collectors implement; others are kept with a warning.
+/// Assertion operators Checkstack's collectors implement. Others are kept with a warning.
 const OPERATORS: [&str; 15] = [
     "equals",
     "notEquals",

@@ -13,11 +13,11 @@ use super::{Problem, Severity};
 /// Limits on what the folder may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest file read, in bytes.
+    /// Maximum file size, in bytes.
     pub file_bytes: u64,
-    /// Most non-empty documents in one file.
+    /// Maximum number of non-empty documents in one file.
     pub documents_per_file: usize,
-    /// Most YAML files in the folder; files past the limit (in path order) are not read.
+    /// Maximum number of YAML files read. Files past the limit, in path order, are not read.
     pub files: usize,
 }
 
@@ -38,7 +38,7 @@ pub(crate) enum FileScan {
         file: PathBuf,
         documents: Vec<Node>,
     },
-    /// The file could not be read or parsed; what it defined before stays as it was.
+    /// A file that could not be read or parsed. What it defined before stays as it was.
     Failed {
         file: PathBuf,
         problem: Problem,

@@ -2,7 +2,7 @@
 //! [`ConfigSnapshot`](crate::config::ConfigSnapshot), storing the last good state in redb,
 //! watching the folder and reporting per-document status.
 //!
-//! Raw YAML stays in this module: the rest of the program sees only validated configuration.
+//! Raw YAML stays in this module, and the rest of the program gets only validated configuration.
 
 mod anomaly;
 mod collector;
@@ -53,8 +53,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One finding about a file of the folder, located by line and column (both from 1; 0 when the
-/// problem concerns the whole file).
+/// One finding about a file of the folder, located by line and column. Both count from 1, and
+/// both are 0 when the problem concerns the whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
@@ -65,7 +65,7 @@ pub struct Problem {
     pub severity: Severity,
     pub line: u32,
     pub column: u32,
-    /// Key path inside the document, for example `spec.intervalSeconds`; empty for the whole
+    /// Key path inside the document, for example `spec.intervalSeconds`, or empty for the whole
     /// document or file.
     pub path: String,
     pub message: String,

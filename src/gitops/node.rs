@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-/// Line and column of a node, both counted from 1; 0 means unknown.
+/// Line and column of a node, both counted from 1. Zero means unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Position {
     pub line: u32,
@@ -65,7 +65,7 @@ impl NodeValue {
 
 impl Node {
     /// Converts the node to JSON for free-form blocks such as a strategy `config`. Mapping keys
-    /// become strings; a float that JSON cannot hold (NaN, infinity) becomes null.
+    /// become strings, and a float that JSON cannot hold (NaN, infinity) becomes null.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {

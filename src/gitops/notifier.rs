@@ -13,7 +13,7 @@ use crate::engine::Kind;
 /// Default request timeout.
 const DEFAULT_TIMEOUT_SECS: u32 = 10;
 
-/// Longest request timeout a notifier may set.
+/// Maximum request timeout a notifier may set.
 const MAX_TIMEOUT_SECS: u32 = 300;
 
 /// Reads the spec of a `Notifier` document and checks that its secrets resolve.

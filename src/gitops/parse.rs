@@ -4,8 +4,8 @@
 use super::load::Limits;
 use super::node::{Node, Position};
 
-/// Most events aliases may replay in one file; a legitimate config rarely replays more than a
-/// few hundred, while a billion-laughs file needs billions.
+/// Maximum number of events aliases may replay in one file. Config files rarely use aliases, so
+/// this leaves room for ordinary use, while a billion-laughs file needs billions.
 const MAX_REPLAYED_EVENTS: usize = 10_000;
 
 /// Why a file's text could not be parsed.

@@ -122,12 +122,12 @@ impl Reconciler {
         self.snapshot.borrow().clone()
     }
 
-    /// A receiver that sees every change of the configuration in effect.
+    /// A receiver notified of every change of the configuration in effect.
     pub fn subscribe(&self) -> watch::Receiver<Arc<ConfigSnapshot>> {
         self.snapshot.subscribe()
     }
 
-    /// A receiver that sees the report of every rescan, changed or not.
+    /// A receiver of the report of every rescan, changed or not.
     pub fn subscribe_reports(&self) -> watch::Receiver<Option<Arc<RescanReport>>> {
         self.reports.subscribe()
     }

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Prefix of the environment variables that hold secrets; `-` in a name becomes `_`.
+/// Prefix of the environment variables that contain secrets. A `-` in a name becomes `_`.
 pub const ENV_PREFIX: &str = "ANOMALYD_SECRET_";
 
 /// Where secret values come from.
 #[derive(Debug, Clone, Default)]
 pub struct SecretSource {
-    /// Folder with one file per secret, named after the secret; `None` uses only the environment.
+    /// Folder with one file per secret, named after the secret. `None` uses only the environment.
     pub dir: Option<PathBuf>,
 }
 
@@ -39,7 +39,7 @@ pub struct Template {
     pub name: String,
 }
 
-/// Finds every `${{ secrets.NAME }}` template in a text; spaces inside the braces are optional
+/// Finds every `${{ secrets.NAME }}` template in a text. Spaces inside the braces are optional
 /// and names use `[A-Za-z0-9_-]`.
 pub fn find_templates(text: &str) -> Vec<Template> {
     let mut found = Vec::new();

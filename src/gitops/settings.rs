@@ -1,6 +1,6 @@
 //! The boundary to the engine's settings rules: baseline windows, directions, field override
 //! ranges, collector annotations and the built-in field catalogue. The rules themselves live in
-//! the engine; this file only adapts its answers to the YAML reader.
+//! the engine, and this file only adapts their results to the YAML reader.
 
 use crate::engine::{
     BaselineWindow, Catalogue, Direction, FieldAnnotations, FieldOverride, FieldType, SchemaField,
@@ -27,14 +27,14 @@ pub(crate) fn parse_baseline_window(text: &str) -> Result<BaselineWindow, String
     })
 }
 
-/// Parses a direction name; the error lists the allowed names.
+/// Parses a direction name. The error lists the allowed names.
 pub(crate) fn parse_direction(text: &str) -> Result<Direction, String> {
     Direction::parse(text).map_err(|e| match e {
         SettingsError::Invalid { message, .. } => message,
     })
 }
 
-/// Checks the ranges of one field override; keys are the override's own (`sensitivity`).
+/// Checks the ranges of one field override, keyed by the override's own keys (`sensitivity`).
 pub(crate) fn validate_override(field: &FieldOverride) -> Vec<Rejected> {
     field.validate().err().map(rejected).unwrap_or_default()
 }
@@ -56,7 +56,7 @@ pub(crate) fn builtin_fields(collector_id: &str) -> Option<Vec<String>> {
     Some(collector.fields.iter().map(|f| f.name.clone()).collect())
 }
 
-/// Validates the annotations of field `name` and converts them; error keys are the annotation
+/// Validates the annotations of field `name` and converts them. Error keys are the annotation
 /// keys (`x-anomaly-direction`).
 pub(crate) fn schema_field(
     name: &str,

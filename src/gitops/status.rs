@@ -17,7 +17,7 @@ pub enum DocumentState {
     Synced,
     /// Applied (or ignored, for kinds anomalyd does not use) with warnings.
     Warning,
-    /// Not applied; the previous definition, if any, stays in effect.
+    /// Not applied, so the previous definition, if any, stays in effect.
     Error,
 }
 
@@ -28,7 +28,7 @@ pub struct StatusMessage {
     pub severity: Severity,
     pub line: u32,
     pub column: u32,
-    /// Key path inside the document; empty for the whole document or file.
+    /// Key path inside the document, empty for the whole document or file.
     pub path: String,
     pub message: String,
 }
@@ -45,7 +45,7 @@ impl From<&Problem> for StatusMessage {
     }
 }
 
-/// Status of one document of the folder; `document` is `None` for a row about a whole file that
+/// Status of one document of the folder. `document` is `None` for a row about a whole file that
 /// could not be read or parsed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,7 +86,7 @@ pub fn status_body(documents: &[DocumentStatus]) -> String {
     body.to_string()
 }
 
-/// A write through the API on an entity that a YAML file defines. The HTTP layer answers it with
+/// A write through the API on an entity that a YAML file defines. The HTTP layer responds with
 /// 409 Conflict and this message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(

@@ -36,7 +36,7 @@ fn kind_from_str(text: &str) -> Option<EntityKind> {
     EntityKind::ALL.into_iter().find(|k| k.as_str() == text)
 }
 
-/// Loads the last good entities; an absent table means nothing was applied yet.
+/// Loads the last good entities. An absent table means nothing was applied yet.
 pub(crate) fn load_entities(db: &Database) -> Result<Previous, ReconcileError> {
     let mut previous = Previous::default();
     let read = db.begin_read()?;

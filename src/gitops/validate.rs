@@ -321,7 +321,7 @@ fn keep_previous(
     validated.entities.extend(keep);
 }
 
-/// A document failed when it has an error; ignored kinds only carry warnings.
+/// Returns true when a document has an error. Ignored kinds only carry warnings.
 fn is_failed(outcome: &DocumentOutcome) -> bool {
     outcome
         .problems

@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::reconcile::Reconciler;
 
 /// Quiet time after the last file event before a rescan starts. Editors write a file in several
-/// steps within a few milliseconds; this groups them into one rescan.
+/// steps within a few milliseconds, and this delay groups them into one rescan.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Interval of the safety-net rescan. inotify can miss events (queue overflow, network file
@@ -83,7 +83,7 @@ impl Watching {
         &self.reconciler
     }
 
-    /// Asks for a rescan without waiting for it; the reports channel shows its outcome.
+    /// Requests a rescan without waiting for it. The reports channel shows its outcome.
     pub fn request_rescan(&self) {
         self.trigger.send(Trigger::Rescan).ok();
     }
@@ -130,7 +130,7 @@ fn watch_folder(
     Ok(debouncer)
 }
 
-/// Runs rescans until told to stop, folding queued triggers into one rescan.
+/// Runs rescans until a stop trigger arrives, folding queued triggers into one rescan.
 fn run_worker(reconciler: &Reconciler, triggers: &mpsc::Receiver<Trigger>) {
     loop {
         match triggers.recv_timeout(PERIODIC_RESCAN) {
