@@ -270,3 +270,20 @@ fn too_many_files_are_not_read() {
     let problem = find(&report, "too many files");
     assert_eq!(problem.file.to_str(), Some("systems/shop.yaml"));
 }
+
+#[test]
+fn undeclared_collector_is_a_warning() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let text = HEALTHCHECK.replace("collectorId: acme.queue-b", "collectorId: acme.unknown");
+    folder.write("checks/web.yaml", &text);
+    let reconciler = folder.reconciler();
+    let report = reconciler.rescan().expect("rescan");
+    let warning = find(
+        &report,
+        "collector acme.unknown is neither built in nor declared",
+    );
+    assert_eq!(warning.path, "spec.collectors[1]");
+    assert_eq!(warning.line, 11);
+    assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+}

@@ -234,3 +234,15 @@ fn last_applied_stays_while_unchanged() {
     reconciler.rescan().expect("rescan");
     assert_eq!(reconciler.status()[0].last_applied, first);
 }
+
+#[test]
+fn load_snapshot_needs_no_store() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitops");
+    let secrets = anomalyd::gitops::SecretSource::default();
+    let limits = anomalyd::gitops::Limits::default();
+    let (snapshot, problems) =
+        anomalyd::gitops::load_snapshot(&dir, &secrets, &limits).expect("load folder");
+    assert_eq!(snapshot.healthchecks.len(), 2);
+    assert_eq!(snapshot.systems.len(), 1);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+}

@@ -54,7 +54,7 @@ pub(crate) fn read(
     let strategy = read_strategy(&mut fields, issues);
     let interval = read_interval(&mut fields, issues);
     let config = read_config(&mut fields, issues);
-    let collectors = read_collectors(&mut fields, issues);
+    let collectors = read_collectors(&mut fields, declared, issues);
     let scope = FieldScope {
         collectors: collectors
             .iter()
@@ -113,7 +113,11 @@ fn read_config(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<serde_jso
     Some(node.to_json())
 }
 
-fn read_collectors(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<CollectorInstance> {
+fn read_collectors(
+    fields: &mut Fields<'_>,
+    declared: &BTreeMap<String, CollectorDefinition>,
+    issues: &mut Issues,
+) -> Vec<CollectorInstance> {
     let mut collectors: Vec<CollectorInstance> = Vec::new();
     let Some(node) = fields.take("collectors") else {
         return collectors;
@@ -137,6 +141,14 @@ fn read_collectors(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<Collecto
             );
             issues.error(item.at, &index(&path, i), message);
             continue;
+        }
+        if collector_fields(&collector.collector_id, declared).is_none() {
+            let message = format!(
+                "collector {} is neither built in nor declared by a Collector document, so its \
+                 fields have no annotations; declare it to give them defaults",
+                collector.collector_id
+            );
+            issues.warning(item.at, &index(&path, i), message);
         }
         collectors.push(collector);
     }

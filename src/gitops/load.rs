@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use super::node::{Node, Position};
 use super::parse::parse_documents;
+use super::reconcile::build_snapshot;
 use super::secrets::SecretSource;
-use super::validate::{Previous, validate};
+use super::validate::{Previous, Validated, validate};
 use super::{Problem, Severity};
+use crate::config::ConfigSnapshot;
 
 /// Limits on what the folder may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,20 +200,32 @@ pub fn check_folder(
     secrets: &SecretSource,
     limits: &Limits,
 ) -> std::io::Result<Vec<Problem>> {
+    load_snapshot(dir, secrets, limits).map(|(_, problems)| problems)
+}
+
+/// Loads a folder into a configuration without any stored state, for one-shot uses such as
+/// replay. Documents with errors are left out, and every problem is returned beside it.
+pub fn load_snapshot(
+    dir: &Path,
+    secrets: &SecretSource,
+    limits: &Limits,
+) -> std::io::Result<(ConfigSnapshot, Vec<Problem>)> {
     let scan = scan_folder(dir, limits)?;
     let validated = validate(&scan, &Previous::default(), secrets);
+    let snapshot = build_snapshot(&validated.entities, secrets);
+    Ok((snapshot, collect_problems(&scan, &validated)))
+}
+
+/// Lists every problem of a scan in `file:line:col` order.
+pub(crate) fn collect_problems(scan: &FolderScan, validated: &Validated) -> Vec<Problem> {
     let mut problems = scan.notes.clone();
     for file in &scan.files {
         if let FileScan::Failed { problem, .. } = file {
             problems.push(problem.clone());
         }
     }
-    problems.extend(
-        validated
-            .documents
-            .iter()
-            .flat_map(|d| d.problems.iter().cloned()),
-    );
+    let documents = validated.documents.iter();
+    problems.extend(documents.flat_map(|d| d.problems.iter().cloned()));
     problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    Ok(problems)
+    problems
 }

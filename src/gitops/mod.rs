@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{Limits, check_folder};
+pub use load::{Limits, check_folder, load_snapshot};
 pub use reconcile::{ReconcileError, Reconciler, ReconcilerOptions, RescanReport};
 pub use secrets::SecretSource;
 pub use status::{

@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::envelope::{Entity, EntityKind};
-use super::load::{FileScan, FolderScan, Limits, scan_folder};
+use super::load::{FileScan, FolderScan, Limits, collect_problems, scan_folder};
 use super::secrets::SecretSource;
 use super::status::{DocumentStatus, StatusMessage, state_of, status_body};
 use super::tables::{self, Changes};
@@ -308,23 +308,6 @@ fn kept_at(
     })
 }
 
-fn collect_problems(scan: &FolderScan, validated: &Validated) -> Vec<Problem> {
-    let mut problems = scan.notes.clone();
-    for file in &scan.files {
-        if let FileScan::Failed { problem, .. } = file {
-            problems.push(problem.clone());
-        }
-    }
-    problems.extend(
-        validated
-            .documents
-            .iter()
-            .flat_map(|d| d.problems.iter().cloned()),
-    );
-    problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    problems
-}
-
 fn log_rescan(report: &RescanReport, changes: &Changes<'_>) {
     let errors = report
         .documents
@@ -356,7 +339,7 @@ fn log_rescan(report: &RescanReport, changes: &Changes<'_>) {
 
 /// Builds the configuration in effect from the entities. A notifier whose secret no longer
 /// resolves is left out and logged.
-fn build_snapshot(
+pub(crate) fn build_snapshot(
     entities: &BTreeMap<EntityKey, Entity>,
     secrets: &SecretSource,
 ) -> ConfigSnapshot {
