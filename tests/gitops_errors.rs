@@ -77,7 +77,7 @@ fn cases() -> Vec<Case> {
             file: "more/web-again.yaml",
             text: HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 60"),
             message: "Healthcheck web is also defined in checks/web.yaml",
-            line: 6,
+            line: 4,
         },
         Case {
             name: "legacy global sensitivity",
@@ -286,4 +286,16 @@ fn undeclared_collector_is_a_warning() {
     assert_eq!(warning.path, "spec.collectors[1]");
     assert_eq!(warning.line, 11);
     assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+}
+
+#[test]
+fn missing_spec_is_an_error() {
+    let folder = Folder::new();
+    let text = "apiVersion: checkstack.io/v1alpha1\nkind: System\nmetadata:\n  name: bare\n";
+    folder.write("bare.yaml", text);
+    let reconciler = folder.reconciler();
+    let report = reconciler.rescan().expect("rescan");
+    let error = find(&report, "missing required key `spec`");
+    assert_eq!(error.line, 4);
+    assert!(reconciler.snapshot().systems.is_empty());
 }

@@ -133,6 +133,8 @@ pub(crate) enum Header<'a> {
 pub(crate) struct Metadata {
     pub title: Option<String>,
     pub description: Option<String>,
+    /// Position of the `metadata.name` value, or of the document when it has none.
+    pub name_at: Position,
 }
 
 /// Reads the envelope of one document.
@@ -196,10 +198,12 @@ fn read_metadata(top: &mut Fields<'_>, issues: &mut Issues) -> (Option<String>, 
     let Some(mut fields) = Fields::open(node, "metadata", issues) else {
         return (None, Metadata::default());
     };
+    let name_at = fields.take("name").map_or(fields.at, |n| n.at);
     let name = read_name(&mut fields, issues);
     let metadata = Metadata {
         title: fields.string("title", issues),
         description: fields.string("description", issues),
+        name_at,
     };
     read_string_map(&mut fields, "labels", issues);
     read_string_map(&mut fields, "annotations", issues);

@@ -183,7 +183,7 @@ fn mark_duplicates(pending: &mut [Pending<'_>], documents: &[DocumentOutcome]) {
                  the folder, so none of these documents is applied",
                 others.join(", ")
             );
-            let at = pending[i].spec.map_or(Default::default(), |s| s.at);
+            let at = pending[i].metadata.name_at;
             pending[i].issues.error(at, "metadata.name", message);
         }
     }
@@ -210,7 +210,7 @@ fn apply_kind(
         };
         let Some(spec) = p.spec else {
             let message = "missing required key `spec` (write `spec: {}` if there is nothing else)";
-            p.issues.error(Default::default(), "", message);
+            p.issues.error(p.metadata.name_at, "spec", message);
             continue;
         };
         let outcome = &validated.documents[p.outcome];
