@@ -70,7 +70,10 @@ fn unparseable_file_keeps_its_entities_across_restart() {
     let restarted = folder.reconciler();
     assert_eq!(restarted.snapshot(), before, "state loaded at start");
     let stored = restarted.status();
-    assert!(stored.iter().any(|r| r.state == DocumentState::Error), "status loaded at start");
+    assert!(
+        stored.iter().any(|r| r.state == DocumentState::Error),
+        "status loaded at start"
+    );
     restarted.rescan().expect("rescan after restart");
     assert_eq!(restarted.snapshot(), before, "state after the first rescan");
     let rows = restarted.status();

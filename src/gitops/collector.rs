@@ -35,8 +35,11 @@ pub(crate) fn read(
     );
     let schema = read_fields(&mut fields, issues);
     fields.finish(issues);
+
     let id = id?;
-    check_qualified(&id, id_at, "spec.id", "acme.queue", issues).then_some(())?;
+    if !check_qualified(&id, id_at, "spec.id", "acme.queue", issues) {
+        return None;
+    }
     if settings::builtin_fields(&id).is_some() {
         let message = format!("collector {id} is built in; this document replaces its fields");
         issues.warning(id_at, "spec.id", message);

@@ -170,19 +170,18 @@ fn read_collector(node: &Node, path: &str, issues: &mut Issues) -> Option<Collec
         None => Some(serde_json::json!({})),
     };
     let assertions = read_assertions(&mut fields, issues);
+    let id_path = fields.child("collectorId");
     fields.finish(issues);
+
     let id = id?;
-    let example = "healthcheck-http.request";
-    check_qualified(&id, id_at, &join_key(path, "collectorId"), example, issues).then_some(())?;
+    if !check_qualified(&id, id_at, &id_path, "healthcheck-http.request", issues) {
+        return None;
+    }
     Some(CollectorInstance {
         collector_id: id,
         config: config?,
         assertions,
     })
-}
-
-fn join_key(path: &str, key: &str) -> String {
-    super::fields::join(path, key)
 }
 
 fn read_assertions(fields: &mut Fields<'_>, issues: &mut Issues) -> Vec<Assertion> {
@@ -213,7 +212,7 @@ fn read_assertion(node: &Node, path: &str, issues: &mut Issues) -> Option<Assert
             "unknown operator \"{operator}\", kept as written; known operators: {}",
             OPERATORS.join(", ")
         );
-        issues.warning(operator_at, &join_key(path, "operator"), message);
+        issues.warning(operator_at, &super::fields::join(path, "operator"), message);
     }
     Some(Assertion {
         field: field?,
