@@ -246,3 +246,29 @@ fn load_snapshot_needs_no_store() {
     assert_eq!(snapshot.systems.len(), 1);
     assert_eq!(problems.len(), 3, "{problems:#?}");
 }
+
+/// Stands in for the store, which owns the redb file and lends it out.
+struct Owner {
+    db: redb::Database,
+}
+
+impl anomalyd::gitops::DatabaseHandle for Owner {
+    fn database(&self) -> &redb::Database {
+        &self.db
+    }
+}
+
+#[test]
+fn reconciler_shares_a_database_owner() {
+    let folder = Folder::new();
+    folder.copy_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitops"));
+    let state = tempfile::tempdir().expect("state dir");
+    let db = redb::Database::create(state.path().join("owned.redb")).expect("create redb");
+    let owner = std::sync::Arc::new(Owner { db });
+    let reconciler =
+        anomalyd::gitops::Reconciler::open(folder.options(), owner.clone()).expect("open");
+    reconciler.rescan().expect("rescan");
+    assert_eq!(reconciler.snapshot().healthchecks.len(), 2);
+    let reopened = anomalyd::gitops::Reconciler::open(folder.options(), owner).expect("reopen");
+    assert_eq!(reopened.snapshot().healthchecks.len(), 2);
+}

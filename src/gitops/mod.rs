@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::{Limits, check_folder, load_snapshot};
-pub use reconcile::{ReconcileError, Reconciler, ReconcilerOptions, RescanReport};
+pub use reconcile::{DatabaseHandle, ReconcileError, Reconciler, ReconcilerOptions, RescanReport};
 pub use secrets::SecretSource;
 pub use status::{
     DocumentState, DocumentStatus, ReadOnlyEntity, StatusMessage, ensure_writable, status_body,

@@ -82,6 +82,17 @@ impl ReconcilerOptions {
     }
 }
 
+/// Access to the shared redb file, so the reconciler can sit beside whatever owns the file.
+pub trait DatabaseHandle: Send + Sync + 'static {
+    fn database(&self) -> &Database;
+}
+
+impl DatabaseHandle for Database {
+    fn database(&self) -> &Database {
+        self
+    }
+}
+
 /// State between rescans: the stored entities and status rows.
 struct Applied {
     previous: Previous,
@@ -91,7 +102,7 @@ struct Applied {
 /// Keeps the configuration in effect in line with the folder.
 pub struct Reconciler {
     options: ReconcilerOptions,
-    db: Arc<Database>,
+    db: Arc<dyn DatabaseHandle>,
     applied: Mutex<Applied>,
     snapshot: watch::Sender<Arc<ConfigSnapshot>>,
     reports: watch::Sender<Option<Arc<RescanReport>>>,
@@ -100,9 +111,12 @@ pub struct Reconciler {
 impl Reconciler {
     /// Loads the last good state from the store, so the configuration is in effect before the
     /// first rescan, even when files are broken at start.
-    pub fn open(options: ReconcilerOptions, db: Arc<Database>) -> Result<Self, ReconcileError> {
-        let previous = tables::load_entities(&db)?;
-        let status = tables::load_status(&db)?;
+    pub fn open(
+        options: ReconcilerOptions,
+        db: Arc<impl DatabaseHandle>,
+    ) -> Result<Self, ReconcileError> {
+        let previous = tables::load_entities(db.database())?;
+        let status = tables::load_status(db.database())?;
         let snapshot = build_snapshot(&previous.entities, &options.secrets);
         Ok(Self {
             options,
@@ -163,7 +177,7 @@ impl Reconciler {
         let status = build_status(&scan, &validated, &applied, now);
         let changes = diff(&applied, &validated, &status);
         if !changes.is_empty() {
-            tables::apply(&self.db, &changes)?;
+            tables::apply(self.db.database(), &changes)?;
         }
         let report = Arc::new(RescanReport {
             changed: !changes.upserts.is_empty() || !changes.removals.is_empty(),
