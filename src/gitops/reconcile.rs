@@ -322,12 +322,13 @@ fn kept_at(
     })
 }
 
+/// Logs what a rescan applied, and each rejected document once: only when the status changed,
+/// so the periodic rescan does not repeat the same warnings.
 fn log_rescan(report: &RescanReport, changes: &Changes<'_>) {
-    let errors = report
-        .documents
-        .iter()
-        .filter(|d| d.state == super::DocumentState::Error);
-    let errors = errors.count();
+    let errors = report.documents.iter();
+    let errors = errors
+        .filter(|d| d.state == super::DocumentState::Error)
+        .count();
     if report.changed {
         tracing::info!(
             updated = changes.upserts.len(),
@@ -335,6 +336,9 @@ fn log_rescan(report: &RescanReport, changes: &Changes<'_>) {
             documents_with_errors = errors,
             "config applied"
         );
+    }
+    if changes.status.is_none() {
+        return;
     }
     for problem in report
         .problems
