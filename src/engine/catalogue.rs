@@ -43,7 +43,7 @@ pub struct FieldAnnotations {
     pub unit: Option<String>,
     #[serde(rename = "x-chart-label", default)]
     pub label: Option<String>,
-    /// Why a value was chosen where the source plugin left it open; for reviewers only.
+    /// Explanation of a value chosen where the source plugin left it open, kept for reviewers.
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -240,7 +240,7 @@ impl Catalogue {
         self.collectors.get(collector_id)
     }
 
-    /// Every collector, ordered by id.
+    /// Iterates over every collector, ordered by id.
     pub fn collectors(&self) -> impl Iterator<Item = &CollectorSchema> {
         self.collectors.values()
     }

@@ -148,12 +148,12 @@ mod tests {
     use crate::engine::fixtures::{NOW, row, rule, sloped};
     use crate::engine::{Direction, RowDirection, Rule, Suppression, detect_drift};
 
-    /// A steep drift: slope 1 over 100 samples against σ 30 and mean 100.
+    /// Builds a steep drift: slope 1 over 100 samples against σ 30 and mean 100.
     fn steep() -> Baseline {
         sloped(1.0, 30.0, 100, 100.0)
     }
 
-    /// A drift that is real in σ terms but flat relative to its high mean.
+    /// Builds a drift that is real in σ terms but flat relative to its high mean.
     fn flat_high_mean() -> Baseline {
         sloped(1.5, 10.0, 100, 10_000.0)
     }

@@ -7,7 +7,7 @@ use super::{
 
 pub const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-/// A numeric baseline computed at `NOW` from 100 samples.
+/// Builds a numeric baseline computed at `NOW` from 100 samples.
 pub fn baseline(mean: f64, std_dev: f64) -> Baseline {
     Baseline {
         mean,
@@ -20,7 +20,7 @@ pub fn baseline(mean: f64, std_dev: f64) -> Baseline {
     }
 }
 
-/// A categorical baseline dominated by `value` at `share`.
+/// Builds a categorical baseline dominated by `value` at `share`.
 pub fn dominated(value: &str, share: f64) -> Baseline {
     Baseline {
         dominant_value: Some(value.to_owned()),
@@ -29,7 +29,7 @@ pub fn dominated(value: &str, share: f64) -> Baseline {
     }
 }
 
-/// A baseline with a slope, for drift readings.
+/// Builds a baseline with a slope, for drift readings.
 pub fn sloped(slope: f64, std_dev: f64, sample_count: u64, mean: f64) -> Baseline {
     Baseline {
         slope,
@@ -38,7 +38,7 @@ pub fn sloped(slope: f64, std_dev: f64, sample_count: u64, mean: f64) -> Baselin
     }
 }
 
-/// The default rule of a direction: sensitivity 1, window 3, drift on at 2, no floors.
+/// Builds the default rule of a direction: sensitivity 1, window 3, drift on at 2, no floors.
 pub fn rule(direction: Direction) -> Rule {
     Rule {
         direction,
@@ -70,7 +70,7 @@ pub fn normal() -> Outcome {
     Outcome::Normal { deviation: 0.5 }
 }
 
-/// An open row of `kind` in `state` with a run count and confirmation threshold.
+/// Builds an open row of `kind` in `state` with a run count and confirmation threshold.
 pub fn row(kind: Kind, state: State, count: u32, threshold: u32) -> Anomaly {
     Anomaly {
         id: 7,
@@ -93,7 +93,7 @@ pub fn row(kind: Kind, state: State, count: u32, threshold: u32) -> Anomaly {
     }
 }
 
-/// A confirmed spike row suppressed at the numeric value `at`.
+/// Builds a confirmed spike row suppressed at the numeric value `at`.
 pub fn suppressed_at(at: f64) -> Anomaly {
     Anomaly {
         suppression: Some(Suppression {
@@ -105,7 +105,8 @@ pub fn suppressed_at(at: f64) -> Anomaly {
     }
 }
 
-/// A spike context evaluating `value` at `NOW`, inserting id 42, with no self-resolution.
+/// Builds a spike context evaluating `value` at `NOW` that inserts id 42, with no
+/// self-resolution.
 pub fn context<'a>(baseline: &'a Baseline, rule: &'a Rule, value: &'a Value) -> SpikeContext<'a> {
     SpikeContext {
         baseline,

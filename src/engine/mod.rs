@@ -326,6 +326,8 @@ pub enum NotificationKind {
 pub struct Transition {
     pub row: RowChange,
     pub state_change: Option<StateChange>,
+    /// The caller drops it when the field's effective `notify` is off; the row change and the
+    /// state change still apply.
     pub notification: Option<NotificationKind>,
 }
 

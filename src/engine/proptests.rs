@@ -17,7 +17,7 @@ fn relative_error(actual: f64, expected: f64, scale: f64) -> f64 {
     (actual - expected).abs() / expected.abs().max(scale)
 }
 
-/// A realistic series: a level, a linear trend per sample and bounded noise.
+/// Generates a realistic series: a level, a linear trend per sample and bounded noise.
 fn series() -> impl Strategy<Value = Vec<f64>> {
     (1.0..5000.0f64, -0.5..0.5f64, 0.1..200.0f64, 24usize..1500).prop_flat_map(
         |(level, trend, amplitude, n)| {
@@ -187,7 +187,7 @@ fn chunks<'a>(samples: &'a [Sample], sizes: &[usize]) -> Vec<&'a [Sample]> {
     pieces
 }
 
-/// A baseline, a rule and a value, numeric or categorical.
+/// Generates a baseline, a rule and a value, numeric or categorical.
 fn evaluation_case() -> impl Strategy<Value = (Baseline, Rule, Value)> {
     let numeric = (
         -1000.0..1000.0f64,
@@ -220,8 +220,8 @@ fn evaluation_case() -> impl Strategy<Value = (Baseline, Rule, Value)> {
     prop_oneof![3 => numeric, 1 => categorical]
 }
 
-/// One detector step: an outcome, the value behind it, and whether an operator suppresses the
-/// open row afterwards.
+/// Generates one detector step: an outcome, the value behind it, and whether an operator
+/// suppresses the open row afterwards.
 fn spike_step() -> impl Strategy<Value = (Outcome, Value, bool)> {
     let anomalous = (150.0..400.0f64).prop_map(|x| {
         (
@@ -248,7 +248,7 @@ fn spike_step() -> impl Strategy<Value = (Outcome, Value, bool)> {
         .prop_map(|((outcome, value), suppress)| (outcome, value, suppress))
 }
 
-/// One analyzer run: a drift reading and the baseline mean it came from.
+/// Generates one analyzer run: a drift reading and the baseline mean it came from.
 fn drift_step() -> impl Strategy<Value = (DriftReading, f64)> {
     (prop::bool::ANY, -500.0..500.0f64, 10.0..10_000.0f64).prop_map(|(drifting, change, mean)| {
         let reading = DriftReading {

@@ -135,7 +135,9 @@ fn classify_categorical(
 /// Evaluates one value against a baseline under a rule.
 ///
 /// A number's deviation is |x − μ| / σ (0 when σ = 0) and its row direction is `Above` when
-/// x > μ, else `Below`. A dominance flip has deviation 0 and direction `Changed`.
+/// x > μ, else `Below`. A dominance flip has deviation 0 and direction `Changed`. The declared
+/// field type is not known here, so callers that have one run [`classify`] first to reject a
+/// number in a `string` field.
 pub fn evaluate(value: &Value, baseline: &Baseline, rule: &Rule) -> Outcome {
     if rule.direction == Direction::Dominance {
         return evaluate_categorical(value, baseline, rule);
@@ -231,7 +233,9 @@ fn worsens(slope: f64, direction: Direction) -> bool {
 /// Applies the statistical band and the floors to an absolute projected change. Without a mean
 /// the relative floor cannot be judged and is skipped.
 pub(super) fn drift_fires(change: f64, band: f64, mean: Option<f64>, rule: &Rule) -> bool {
-    if change <= band || change < rule.min_absolute_delta {
+    // Written as positive comparisons so a NaN band or change never fires.
+    let clears_band_and_floor = change > band && change >= rule.min_absolute_delta;
+    if !clears_band_and_floor {
         return false;
     }
     match mean {

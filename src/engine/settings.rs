@@ -23,11 +23,11 @@ pub mod defaults {
     pub const NOTIFY: bool = true;
     /// Baseline window in hours (7 days).
     pub const BASELINE_WINDOW_HOURS: u32 = 7 * 24;
-    /// Largest confirmation window accepted.
+    /// Maximum confirmation window.
     pub const MAX_CONFIRMATION_WINDOW: u32 = 100;
-    /// Shortest baseline window accepted, in hours.
+    /// Minimum baseline window, in hours.
     pub const MIN_BASELINE_WINDOW_HOURS: u32 = 1;
-    /// Longest baseline window accepted, in hours (90 days).
+    /// Maximum baseline window, in hours (90 days).
     pub const MAX_BASELINE_WINDOW_HOURS: u32 = 90 * 24;
 }
 
@@ -619,6 +619,25 @@ mod tests {
         );
         // The template's floor is not merged into the assignment's entry.
         assert_eq!(settings.min_absolute_delta, set(0.0, Layer::EngineDefault));
+    }
+
+    #[test]
+    fn template_entry_applies_without_assignment_entry() {
+        let template_field = FieldOverride {
+            sensitivity: Some(2.0),
+            ..FieldOverride::default()
+        };
+        let other_path = FieldOverride {
+            sensitivity: Some(0.5),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(template_field));
+        let assignment = AssignmentSettings {
+            field_overrides: BTreeMap::from([("collectors.other.field".to_owned(), other_path)]),
+            ..AssignmentSettings::default()
+        };
+        let settings = resolve(PATH, Some(&template), Some(&assignment), None);
+        assert_eq!(settings.sensitivity, set(2.0, Layer::TemplateFieldOverride));
     }
 
     #[test]

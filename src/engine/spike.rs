@@ -9,8 +9,8 @@ use super::{
 /// Samples a confirmed spike must have settled over before it self-resolves.
 pub const SETTLED_SAMPLE_COUNT: usize = 5;
 
-/// Largest spread (max − min) of the settled samples, relative to their mean; also the largest
-/// projected change, relative to the mean, of a flat drift.
+/// Maximum spread (max − min) of settled samples, relative to their mean. The same band bounds
+/// the projected change of a flat drift, relative to the baseline mean.
 pub const SETTLED_RELATIVE_BAND: f64 = 0.10;
 
 /// Relative move away from the suppressed value beyond which a suppression is lifted.
@@ -73,7 +73,7 @@ impl Transition {
         self
     }
 
-    /// The step that deletes an unconfirmed suspicious row.
+    /// Builds the step that deletes an unconfirmed suspicious row.
     pub(super) fn cleared() -> Self {
         Transition {
             row: RowChange::Delete,
@@ -653,6 +653,58 @@ mod tests {
         assert_eq!(row.state, State::Anomaly);
         assert_eq!(row.observed_value, "ERROR");
         assert_eq!(row.recent_samples, [200.0; 4]);
+    }
+
+    #[test]
+    fn skipped_fields_have_no_rule() {
+        use crate::engine::{Catalogue, FieldOverride, TemplateSettings, resolve};
+        let catalogue = Catalogue::builtin();
+        let disabled_template = TemplateSettings {
+            enabled: false,
+            ..TemplateSettings::default()
+        };
+        let only_enabled = TemplateSettings {
+            field_overrides: [(
+                "collectors.healthcheck-http.request.statusCode".to_owned(),
+                FieldOverride {
+                    enabled: Some(true),
+                    ..FieldOverride::default()
+                },
+            )]
+            .into(),
+            ..TemplateSettings::default()
+        };
+        let http = "healthcheck-http.request";
+        // (case, field path, template, schema field)
+        let cases = [
+            (
+                "template disabled",
+                "collectors.healthcheck-http.request.responseTimeMs",
+                Some(&disabled_template),
+                catalogue.field(http, "responseTimeMs"),
+            ),
+            (
+                "schema-disabled field",
+                "collectors.healthcheck-http.request.statusCode",
+                None,
+                catalogue.field(http, "statusCode"),
+            ),
+            (
+                "enabled without a direction",
+                "collectors.healthcheck-http.request.statusCode",
+                Some(&only_enabled),
+                catalogue.field(http, "statusCode"),
+            ),
+            (
+                "unknown collector",
+                "collectors.custom.probe.latencyMs",
+                None,
+                catalogue.field("custom.probe", "latencyMs"),
+            ),
+        ];
+        for (case, path, template, schema) in cases {
+            assert_eq!(resolve(path, template, None, schema).rule(), None, "{case}");
+        }
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //! sample index, dominant value) and the mergeable [`Summary`] that reproduces them from per-hour
 //! pieces.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Baseline, Sample, Timestamp};
 
-/// Fewest samples a baseline (and a drift test) is computed from.
+/// Minimum number of samples a baseline (and a drift test) needs.
 pub const MIN_BASELINE_SAMPLES: u64 = 24;
 
-/// Most distinct values one [`Summary`] counts individually.
+/// Maximum number of distinct values one [`Summary`] counts individually.
 pub const MAX_TRACKED_VALUES: usize = 64;
 
 /// Returns the arithmetic mean, or 0 for no values.
@@ -144,8 +146,9 @@ impl Summary {
         self.merge_moments(later);
         self.count += later.count;
         self.overflow_count += later.overflow_count;
-        for (value, count) in &later.values {
-            self.add_count(value, *count);
+        let slots = self.slots_of(&later.values);
+        for ((value, count), slot) in later.values.iter().zip(slots) {
+            self.add_count(value, *count, slot);
         }
         self.dominant = self.merged_dominant();
     }
@@ -239,9 +242,25 @@ impl Summary {
         }
     }
 
-    /// Adds `count` occurrences of `text` during a merge, without updating the dominant value.
-    fn add_count(&mut self, text: &str, count: u64) {
-        if let Some(slot) = self.values.iter().position(|(v, _)| v == text) {
+    /// Finds the slot of each of `values` in this summary's table. A hash index replaces the
+    /// linear scans, which cost up to 64 × 64 string comparisons per merge on numeric data.
+    fn slots_of(&self, values: &[(String, u64)]) -> Vec<Option<usize>> {
+        let index: HashMap<&str, usize> = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(slot, (value, _))| (value.as_str(), slot))
+            .collect();
+        values
+            .iter()
+            .map(|(value, _)| index.get(value.as_str()).copied())
+            .collect()
+    }
+
+    /// Adds `count` occurrences of `text`, found at `slot` or new, during a merge without
+    /// updating the dominant value.
+    fn add_count(&mut self, text: &str, count: u64, slot: Option<usize>) {
+        if let Some(slot) = slot {
             self.values[slot].1 += count;
         } else if self.values.len() < MAX_TRACKED_VALUES {
             self.values.push((text.to_owned(), count));
