@@ -10,7 +10,7 @@ mod envelope;
 mod fields;
 mod healthcheck;
 mod load;
-pub mod node;
+mod node;
 mod notifier;
 mod parse;
 mod reconcile;
