@@ -383,5 +383,23 @@ pub(crate) fn build_snapshot(
             },
         }
     }
+    drop_dangling_assignments(&mut snapshot);
     snapshot
+}
+
+/// Removes assignments to healthchecks that are no longer configured. Only a system kept from
+/// its last good state can have them, because its document now fails on that same reference.
+fn drop_dangling_assignments(snapshot: &mut ConfigSnapshot) {
+    let healthchecks = &snapshot.healthchecks;
+    for system in snapshot.systems.values_mut() {
+        system
+            .healthchecks
+            .retain(|name| healthchecks.contains_key(name));
+        system
+            .anomaly
+            .retain(|name, _| healthchecks.contains_key(name));
+        system
+            .healthcheck_options
+            .retain(|name, _| healthchecks.contains_key(name));
+    }
 }
