@@ -6,9 +6,13 @@
 //! - [`series`]: series identity and the validated check result every input produces.
 //! - [`clock`]: the source of "now": the system clock, or a manual one for tests and replay.
 //! - [`detector`]: per-series detection state and the inline step each check result goes through.
+//! - [`analyzer`]: the hourly baseline and drift run over stored hourly summaries, and its schedule.
+//! - [`retention`]: which samples, summaries, anomalies and series have expired.
 
+pub mod analyzer;
 pub mod clock;
 pub mod config;
 pub mod detector;
 pub mod engine;
+pub mod retention;
 pub mod series;

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigSnapshot;
 use crate::engine::{
-    self, Anomaly, Baseline, InvalidReason, Rule, SchemaField, Summary, Timestamp, Transition,
-    Value,
+    self, Anomaly, Baseline, DriftReading, InvalidReason, Rule, SchemaField, Summary, Timestamp,
+    Transition, Value,
 };
 use crate::series::{CheckResult, FieldValue, SeriesKey, Status};
 
@@ -216,7 +216,7 @@ impl Detector {
         rule: &Rule,
         now: Timestamp,
         ids: &mut dyn FnMut() -> u64,
-    ) -> RowStep {
+    ) -> (DriftReading, RowStep) {
         self.state_mut(key).step_drift(baseline, rule, now, ids)
     }
 

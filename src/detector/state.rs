@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::hour_start;
 use crate::engine::{
-    self, Anomaly, Baseline, Outcome, RowChange, Rule, Sample, SpikeContext, State, Summary,
-    Timestamp, Transition, Value,
+    self, Anomaly, Baseline, DriftReading, Outcome, RowChange, Rule, Sample, SpikeContext, State,
+    Summary, Timestamp, Transition, Value,
 };
 
 /// Running statistics of one UTC hour of a series.
@@ -123,16 +123,17 @@ impl SeriesState {
         rule: &Rule,
         now: Timestamp,
         ids: &mut dyn FnMut() -> u64,
-    ) -> RowStep {
+    ) -> (DriftReading, RowStep) {
         let reading = engine::detect_drift(baseline, rule);
         let row = self.drift_row.as_deref();
         let new_id = draw_id_if_inserting(row, reading.drifting, ids);
         let transition = engine::step_drift(row, &reading, baseline, now, new_id);
         let anomaly = apply_row_change(&mut self.drift_row, &transition.row);
-        RowStep {
+        let step = RowStep {
             transition,
             anomaly,
-        }
+        };
+        (reading, step)
     }
 }
 
