@@ -8,11 +8,13 @@
 //! - [`detector`]: per-series detection state and the inline step each check result goes through.
 //! - [`analyzer`]: the hourly baseline and drift run over stored hourly summaries, and its schedule.
 //! - [`retention`]: which samples, summaries, anomalies and series have expired.
+//! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
 
 pub mod analyzer;
 pub mod clock;
 pub mod config;
 pub mod detector;
 pub mod engine;
+pub mod replay;
 pub mod retention;
 pub mod series;

@@ -154,6 +154,12 @@ fn drift_applies(direction: Direction, drift_enabled: bool) -> bool {
     drift_enabled && direction != Direction::Dominance
 }
 
+/// Returns whether a series is numeric, which decides whether its baseline updates are
+/// published.
+pub fn series_is_numeric(config: &ConfigSnapshot, key: &SeriesKey) -> bool {
+    is_numeric(config, key, &detector::effective_settings(config, key))
+}
+
 /// A series is numeric when its effective direction is numeric, or, without a direction, when
 /// its schema declares a number.
 fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey, settings: &EffectiveSettings) -> bool {
