@@ -172,9 +172,5 @@ fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey, settings: &EffectiveSett
 
 /// Returns the length of a baseline window in hours.
 pub fn window_hours(window: BaselineWindow) -> i64 {
-    // TODO: use the engine's accessor once it has one; the contract keeps the hours private.
-    serde_json::to_value(window)
-        .ok()
-        .and_then(|value| value.get("hours")?.as_i64())
-        .expect("a baseline window serializes with its hours")
+    i64::from(window.hours())
 }

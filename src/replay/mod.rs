@@ -297,7 +297,7 @@ fn flag_override(args: &ReplayArgs) -> Result<FieldOverride, ReplayError> {
 fn replay_template(baseline_window: Option<BaselineWindow>) -> TemplateSettings {
     TemplateSettings {
         enabled: true,
-        baseline_window: baseline_window.unwrap_or_else(default_window),
+        baseline_window: baseline_window.unwrap_or_default(),
         notify: true,
         field_overrides: BTreeMap::new(),
     }
@@ -316,26 +316,12 @@ fn replay_healthcheck(name: String, template: TemplateSettings) -> Healthcheck {
     }
 }
 
-fn default_window() -> BaselineWindow {
-    parse_window("7d").expect("7d is a valid baseline window")
-}
-
 /// Parses `<n>h` or `<n>d`, from 1h to 90d.
 fn parse_window(text: &str) -> Result<BaselineWindow, ReplayError> {
-    let invalid = || ReplayError::InvalidFlag {
+    BaselineWindow::parse(text).map_err(|error| ReplayError::InvalidFlag {
         flag: "baseline-window",
-        reason: format!("`{text}` is not a window of the form <n>h or <n>d from 1h to 90d"),
-    };
-    let (number, unit_hours) = match text.strip_suffix('d') {
-        Some(days) => (days, 24),
-        None => (text.strip_suffix('h').ok_or_else(invalid)?, 1),
-    };
-    let hours = number.parse::<u32>().map_err(|_| invalid())? * unit_hours;
-    if !(1..=90 * 24).contains(&hours) {
-        return Err(invalid());
-    }
-    // TODO: use the engine's own constructor once it has one; the contract keeps hours private.
-    serde_json::from_value(serde_json::json!({ "hours": hours })).map_err(|_| invalid())
+        reason: error.to_string(),
+    })
 }
 
 fn write_events(path: Option<&Path>, events: &[ReplayEvent]) -> Result<(), ReplayError> {
