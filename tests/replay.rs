@@ -231,7 +231,8 @@ fn scores_rejected_for_ndjson() {
 
 #[test]
 fn invalid_flags_rejected() {
-    let cases: [(fn(&mut ReplayArgs), &str); 4] = [
+    type Change = fn(&mut ReplayArgs);
+    let cases: [(Change, &str); 4] = [
         (|a| a.sensitivity = Some(0.0), "--sensitivity"),
         (|a| a.confirmation_window = Some(0), "--confirmation-window"),
         (
