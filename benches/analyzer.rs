@@ -26,13 +26,27 @@ const PATTERNS: usize = 8;
 
 fn main() {
     report_memory("start");
+    println!("load average at start: {}", load_average());
+    // The detector goes first, so its resident growth is not hidden by memory that the history
+    // phases freed.
+    bench_detector_memory();
     for (label, decimals) in [
         ("integer ms latencies", false),
         ("latencies with decimals", true),
     ] {
         bench_analyzer(label, decimals);
     }
-    bench_detector_memory();
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn bench_analyzer(label: &str, decimals: bool) {
