@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
+//! - [`gitops`]: the YAML config folder: parsing, validation, the last good state and the watcher.
 //! - [`series`]: series identity and the validated check result every input produces.
 //! - [`clock`]: the source of "now": the system clock, or a manual one for tests and replay.
 //! - [`detector`]: per-series detection state and the inline step each check result goes through.
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod detector;
 pub mod engine;
+pub mod gitops;
 pub mod replay;
 pub mod retention;
 pub mod series;
