@@ -30,7 +30,7 @@ enum Command {
     Schema,
     /// Replays a recorded series (NAB CSV or NDJSON results) through the detector and analyzer
     /// in event time; writes events as NDJSON and a summary to stderr.
-    Replay(anomalyd::replay::ReplayArgs),
+    Replay(Box<anomalyd::replay::ReplayArgs>),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
