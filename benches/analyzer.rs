@@ -1,5 +1,6 @@
-//! Benchmark: one analyzer run over 10 000 series holding 7 days of hourly summaries at one
-//! sample per minute, from the in-memory history; and the detector's memory for 10 000 series.
+//! Benchmark of one analyzer run over 10 000 series holding 7 days of hourly summaries at one
+//! sample per minute, read from the in-memory history. It also measures the detector's memory
+//! for 10 000 series.
 //!
 //! Run with `cargo bench --bench analyzer`. Prints wall time and resident memory (VmRSS, and
 //! the peak VmHWM, from /proc/self/status).

@@ -43,7 +43,7 @@ fn civil_utc(text: &str) -> Timestamp {
     Timestamp(instant.as_millisecond())
 }
 
-/// The labelled anomaly windows of one NAB file, as inclusive time ranges.
+/// Reads the labelled anomaly windows of one NAB file as inclusive time ranges.
 fn labelled_windows(file: &str) -> Vec<(Timestamp, Timestamp)> {
     let text = fs::read_to_string(nab("labels/combined_windows.json")).expect("labels");
     let labels: serde_json::Value = serde_json::from_str(&text).expect("labels are JSON");
@@ -156,7 +156,8 @@ fn scores_mark_the_confirmation_row() {
         row, 50,
         "the third anomalous row confirms with the default window of 3"
     );
-    assert!(score > 0.9 && score <= 1.0, "{score}");
+    assert!(score > 0.9, "{score}");
+    assert!(score <= 1.0, "{score}");
 
     let events = fs::read_to_string(dir.path().join("events.ndjson")).expect("events written");
     let states: Vec<String> = events

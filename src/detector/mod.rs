@@ -1,6 +1,6 @@
 //! The store-free detection pipeline: per-series baselines, open anomaly rows, hourly and
 //! learning summaries, and the inline step every check result goes through. The live service and
-//! `anomalyd replay` share it, so both give the same answer for the same results.
+//! `anomalyd replay` share it, so both produce the same anomalies from the same results.
 //!
 //! The detector performs no I/O. [`Detector::process`] returns one [`SeriesUpdate`] per field of a
 //! result, holding everything the caller must persist in one transaction; [`Detector::restore`]
@@ -28,7 +28,7 @@ use state::SeriesState;
 /// Samples a series needs before its first baseline; the engine refuses smaller baselines too.
 pub const MIN_BASELINE_SAMPLES: u64 = 24;
 
-/// How one sample was treated.
+/// Treatment of one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
 pub enum SampleStatus {
@@ -50,8 +50,8 @@ pub struct SeriesUpdate {
     pub status: SampleStatus,
     /// The running summary of the sample's hour after the sample; `None` unless it changed.
     pub hour: Option<HourSummary>,
-    /// The learning summary after the sample while the series has no baseline; `None` when it
-    /// did not change or a baseline now exists (the stored learning summary can then go).
+    /// The learning summary after the sample while the series has no baseline. `None` when it
+    /// did not change or a baseline now exists, so the stored learning summary can go.
     pub learning: Option<Summary>,
     /// Invalid samples of the series so far, this one included.
     pub invalid_samples: u64,

@@ -122,6 +122,7 @@ fn baseline_learned_at_24_samples() {
         assert!(update.baseline.is_none(), "minute {minute}");
         assert!(update.learning.is_some(), "minute {minute}");
     }
+
     assert_eq!(
         detector.learning_progress(&key()),
         Some(LearningProgress {
@@ -129,6 +130,7 @@ fn baseline_learned_at_24_samples() {
             required: 24
         })
     );
+
     let update = feed(&mut detector, &config, &mut ids, 23, Status::Healthy, 100.0);
     let baseline = update.baseline.expect("the 24th sample learns a baseline");
     assert_eq!(baseline.sample_count, 24);

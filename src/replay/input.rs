@@ -22,7 +22,7 @@ pub struct InputRow {
     pub result: CheckResult,
 }
 
-/// Where the single series of a CSV file goes.
+/// Series identity given to the values of a CSV file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvSeries {
     pub system: String,

@@ -91,7 +91,7 @@ pub struct ReplayArgs {
     /// Canonical field path `collectors.<collector id>.<field>` of a CSV series.
     #[arg(long, default_value = CSV_FIELD_PATH)]
     pub field: String,
-    /// Which way the field may move before it counts as worse [CSV default: deviation].
+    /// Direction in which a change counts as worse [CSV default: deviation].
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
     /// Multiplier on the 3σ band (greater than 0; higher means fewer alerts).

@@ -1,5 +1,5 @@
-//! What a replay produces: the event stream, the anomaly episodes for the summary, and the
-//! per-row scores.
+//! Replay output: the event stream, the anomaly episodes for the summary, and the per-row
+//! scores.
 
 use std::collections::BTreeMap;
 use std::fmt;
