@@ -4,7 +4,9 @@
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
 //! - [`series`]: series identity and the validated check result every input produces.
+//! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
 
 pub mod config;
 pub mod engine;
 pub mod series;
+pub mod store;
