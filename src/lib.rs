@@ -4,9 +4,11 @@
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
 //! - [`series`]: series identity and the validated check result every input produces.
+//! - [`ingest`]: parsing and validation of result bodies in both accepted shapes.
 //! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
 
 pub mod config;
 pub mod engine;
+pub mod ingest;
 pub mod series;
 pub mod store;

@@ -219,8 +219,13 @@ pub struct Baseline {
 pub enum Outcome {
     /// The value cannot be judged (NaN, infinite, null, wrong type). It changes no state.
     Invalid(InvalidReason),
-    Normal { deviation: f64 },
-    Anomalous { deviation: f64, direction: RowDirection },
+    Normal {
+        deviation: f64,
+    },
+    Anomalous {
+        deviation: f64,
+        direction: RowDirection,
+    },
 }
 
 /// Why a value was classified invalid.

@@ -4,8 +4,8 @@
 //! `Store` opens (and migrates) the file; `write::WriteTables` is how the writer thread changes
 //! it inside one transaction; `read` answers the API from read snapshots.
 
-mod records;
 pub mod read;
+mod records;
 mod tables;
 pub mod write;
 
@@ -30,16 +30,30 @@ const CACHE_BYTES: usize = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open data file {path}: {source}")]
-    Open { path: PathBuf, source: redb::DatabaseError },
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error(
         "data file {path} has schema version {found}, newer than version {supported} this \
          binary understands; run a newer anomalyd or restore a backup"
     )]
-    TooNew { path: PathBuf, found: u64, supported: u64 },
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
     #[error("record {key} of table {table} does not decode: {source}")]
-    Corrupt { table: &'static str, key: u64, source: postcard::Error },
+    Corrupt {
+        table: &'static str,
+        key: u64,
+        source: postcard::Error,
+    },
     #[error("anomaly {id} points at series {series_id}, which is not registered")]
     MissingSeries { id: u64, series_id: u64 },
     #[error("database error: {0}")]
@@ -65,13 +79,18 @@ impl Store {
     /// Opens `DIR/anomalyd.redb`, creating the directory and the file, and migrates an older
     /// layout. A file written by a newer version is refused.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(DATA_FILE);
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
-            .map_err(|source| StoreError::Open { path: path.clone(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         let store = Self { db, path };
         store.prepare()?;
         tracing::info!(path = %store.path.display(), version = SCHEMA_VERSION, "data file open");
@@ -89,7 +108,10 @@ impl Store {
 
     /// Closes the file, reporting errors that dropping would swallow.
     pub fn close(self) -> Result<()> {
-        self.db.close().map_err(|source| StoreError::Open { path: self.path, source })
+        self.db.close().map_err(|source| StoreError::Open {
+            path: self.path,
+            source,
+        })
     }
 
     /// Creates missing tables, checks the version and runs the migrations it needs.

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::records::{
-    decode, AnomalyRecord, BaselineRecord, SampleRecord, SeriesRecord, SeriesStateRecord,
-    SummaryRecord,
+    AnomalyRecord, BaselineRecord, SampleRecord, SeriesRecord, SeriesStateRecord, SummaryRecord,
+    decode,
 };
 use super::tables::{self, KIND_DRIFT, KIND_SPIKE};
-use super::{db, Result, StoreError};
+use super::{Result, StoreError, db};
 use crate::engine::{Anomaly, Baseline, Kind, State, Summary, Timestamp};
 use crate::series::SeriesKey;
 
@@ -34,7 +34,9 @@ pub struct SeriesFilter {
 
 impl SeriesFilter {
     pub fn matches(&self, key: &SeriesKey) -> bool {
-        let same = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
+        let same = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == have)
+        };
         same(&self.system, Some(&key.system))
             && same(&self.healthcheck, Some(&key.healthcheck))
             && same(&self.environment, key.environment.as_deref())
@@ -106,7 +108,10 @@ struct SeriesNames<'a> {
 
 impl<'a> SeriesNames<'a> {
     fn new(tx: &'a ReadTransaction) -> Self {
-        Self { tx, cache: HashMap::new() }
+        Self {
+            tx,
+            cache: HashMap::new(),
+        }
     }
 
     fn key(&mut self, anomaly_id: u64, series_id: u64) -> Result<SeriesKey> {
@@ -115,7 +120,10 @@ impl<'a> SeriesNames<'a> {
         }
         let table = self.tx.open_table(tables::SERIES).map_err(db)?;
         let bytes = table.get(series_id).map_err(db)?;
-        let bytes = bytes.ok_or(StoreError::MissingSeries { id: anomaly_id, series_id })?;
+        let bytes = bytes.ok_or(StoreError::MissingSeries {
+            id: anomaly_id,
+            series_id,
+        })?;
         let key: SeriesKey = decode::<SeriesRecord>("series", series_id, bytes.value())?.into();
         self.cache.insert(series_id, key.clone());
         Ok(key)
@@ -129,11 +137,16 @@ pub fn anomalies(database: &Database, query: &AnomalyQuery) -> Result<AnomalyPag
     let rows = tx.open_table(tables::ANOMALIES).map_err(db)?;
     let mut names = SeriesNames::new(&tx);
     let upper = query.before.unwrap_or((i64::MAX, u64::MAX));
-    let mut page = AnomalyPage { rows: Vec::new(), next: None };
+    let mut page = AnomalyPage {
+        rows: Vec::new(),
+        next: None,
+    };
     for entry in index.range(..upper).map_err(db)?.rev() {
         let (position, _) = entry.map_err(db)?;
         let (started, id) = position.value();
-        let Some(bytes) = rows.get(id).map_err(db)? else { continue };
+        let Some(bytes) = rows.get(id).map_err(db)? else {
+            continue;
+        };
         let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
         let series = names.key(id, record.series_id)?;
         if !shows(query, &series, &record) {
@@ -142,7 +155,10 @@ pub fn anomalies(database: &Database, query: &AnomalyQuery) -> Result<AnomalyPag
         if page.rows.len() == query.limit {
             break;
         }
-        page.rows.push(AnomalyEntry { series, row: record.to_anomaly(id) });
+        page.rows.push(AnomalyEntry {
+            series,
+            row: record.to_anomaly(id),
+        });
         page.next = Some((started, id));
     }
     if page.rows.len() < query.limit {
@@ -167,10 +183,15 @@ fn shows(query: &AnomalyQuery, series: &SeriesKey, row: &AnomalyRecord) -> bool 
 pub fn anomaly(database: &Database, id: u64) -> Result<Option<AnomalyEntry>> {
     let tx = database.begin_read().map_err(db)?;
     let rows = tx.open_table(tables::ANOMALIES).map_err(db)?;
-    let Some(bytes) = rows.get(id).map_err(db)? else { return Ok(None) };
+    let Some(bytes) = rows.get(id).map_err(db)? else {
+        return Ok(None);
+    };
     let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
     let series = SeriesNames::new(&tx).key(id, record.series_id)?;
-    Ok(Some(AnomalyEntry { series, row: record.to_anomaly(id) }))
+    Ok(Some(AnomalyEntry {
+        series,
+        row: record.to_anomaly(id),
+    }))
 }
 
 /// Lists the series matching a filter with their baseline, state and open rows.
@@ -197,17 +218,28 @@ pub fn series(database: &Database, filter: &SeriesFilter) -> Result<Vec<SeriesEn
         };
         let open_spike = open_state(&tx, id, KIND_SPIKE)?;
         let open_drift = open_state(&tx, id, KIND_DRIFT)?;
-        out.push(SeriesEntry { id, key, baseline, state, open_spike, open_drift });
+        out.push(SeriesEntry {
+            id,
+            key,
+            baseline,
+            state,
+            open_spike,
+            open_drift,
+        });
     }
     Ok(out)
 }
 
 fn open_state(tx: &ReadTransaction, series_id: u64, kind: u8) -> Result<Option<State>> {
     let open = tx.open_table(tables::OPEN_ANOMALIES).map_err(db)?;
-    let Some(id) = open.get((series_id, kind)).map_err(db)? else { return Ok(None) };
+    let Some(id) = open.get((series_id, kind)).map_err(db)? else {
+        return Ok(None);
+    };
     let id = id.value();
     let rows = tx.open_table(tables::ANOMALIES).map_err(db)?;
-    let Some(bytes) = rows.get(id).map_err(db)? else { return Ok(None) };
+    let Some(bytes) = rows.get(id).map_err(db)? else {
+        return Ok(None);
+    };
     let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
     Ok(Some(record.state))
 }
@@ -217,7 +249,12 @@ pub fn series_id(database: &Database, key: &SeriesKey) -> Result<Option<u64>> {
     let tx = database.begin_read().map_err(db)?;
     let ids = tx.open_table(tables::SERIES_IDS).map_err(db)?;
     let env = key.environment.as_deref().unwrap_or("");
-    let lookup = (key.system.as_str(), key.healthcheck.as_str(), env, key.field_path.as_str());
+    let lookup = (
+        key.system.as_str(),
+        key.healthcheck.as_str(),
+        env,
+        key.field_path.as_str(),
+    );
     Ok(ids.get(lookup).map_err(db)?.map(|g| g.value()))
 }
 
@@ -237,7 +274,10 @@ pub fn samples(
         let (key, bytes) = entry.map_err(db)?;
         let (_, at, seq) = key.value();
         let record = decode("samples", seq, bytes.value())?;
-        out.push(StoredSample { at: Timestamp::from_millis(at), record });
+        out.push(StoredSample {
+            at: Timestamp::from_millis(at),
+            record,
+        });
     }
     Ok(out)
 }
@@ -285,7 +325,10 @@ pub fn snapshot(database: &Database) -> Result<Snapshot> {
     load_states(&tx, &mut snap)?;
     load_current_hours(&tx, &mut snap)?;
     let meta = tx.open_table(tables::META).map_err(db)?;
-    let last_run = meta.get("analyzer_last_run").map_err(db)?.map(|v| v.value());
+    let last_run = meta
+        .get("analyzer_last_run")
+        .map_err(db)?
+        .map(|v| v.value());
     snap.analyzer_last_run = last_run.map(|ms| Timestamp::from_millis(ms as i64));
     Ok(snap)
 }
@@ -318,7 +361,9 @@ fn load_open_rows(tx: &ReadTransaction, snap: &mut Snapshot) -> Result<()> {
     for entry in open.iter().map_err(db)? {
         let (key, id) = entry.map_err(db)?;
         let ((series_id, _), id) = (key.value(), id.value());
-        let Some(bytes) = rows.get(id).map_err(db)? else { continue };
+        let Some(bytes) = rows.get(id).map_err(db)? else {
+            continue;
+        };
         let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
         snap.open_rows.push((series_id, record.to_anomaly(id)));
     }
@@ -330,7 +375,8 @@ fn load_states(tx: &ReadTransaction, snap: &mut Snapshot) -> Result<()> {
     for entry in table.iter().map_err(db)? {
         let (id, bytes) = entry.map_err(db)?;
         let id = id.value();
-        snap.states.insert(id, decode("series_state", id, bytes.value())?);
+        snap.states
+            .insert(id, decode("series_state", id, bytes.value())?);
     }
     Ok(())
 }
@@ -339,10 +385,13 @@ fn load_current_hours(tx: &ReadTransaction, snap: &mut Snapshot) -> Result<()> {
     let table = tx.open_table(tables::SUMMARIES).map_err(db)?;
     for &(id, _) in &snap.series {
         let range = (id, i64::MIN)..=(id, i64::MAX);
-        let Some(last) = table.range(range).map_err(db)?.next_back() else { continue };
+        let Some(last) = table.range(range).map_err(db)?.next_back() else {
+            continue;
+        };
         let (key, bytes) = last.map_err(db)?;
         let SummaryRecord::V1(summary) = decode("summaries", id, bytes.value())?;
-        snap.current_hours.insert(id, (Timestamp::from_millis(key.value().1), summary));
+        snap.current_hours
+            .insert(id, (Timestamp::from_millis(key.value().1), summary));
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The stored form of every value: one `*Record` type per table, postcard-encoded, decoded with
 //! an error rather than a panic, and converted to and from the engine types at this edge only.
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{
     Anomaly, Baseline, Kind, RowDirection, State, Summary, Suppression, Timestamp, Value,
@@ -17,7 +17,11 @@ pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
 }
 
 /// Decodes a record of `table`, naming the table and key when the bytes do not fit.
-pub fn decode<T: DeserializeOwned>(table: &'static str, key: u64, bytes: &[u8]) -> Result<T, StoreError> {
+pub fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: u64,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt { table, key, source })
 }
 

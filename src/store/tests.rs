@@ -47,8 +47,14 @@ fn refuses_a_newer_file_naming_both_versions() {
     drop(store);
 
     let err = Store::open(dir.path()).unwrap_err().to_string();
-    assert!(err.contains(&format!("schema version {}", SCHEMA_VERSION + 7)), "{err}");
-    assert!(err.contains(&format!("version {SCHEMA_VERSION} this binary")), "{err}");
+    assert!(
+        err.contains(&format!("schema version {}", SCHEMA_VERSION + 7)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("version {SCHEMA_VERSION} this binary")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,7 +75,10 @@ fn migrates_a_version_1_file_by_indexing_rows() {
     drop(store);
 
     let store = Store::open(dir.path()).unwrap();
-    let query = read::AnomalyQuery { limit: 10, ..Default::default() };
+    let query = read::AnomalyQuery {
+        limit: 10,
+        ..Default::default()
+    };
     let page = read::anomalies(store.database(), &query).unwrap();
     assert_eq!(page.rows.len(), 1);
     assert_eq!(page.rows[0].row.id, 1);
@@ -85,7 +94,8 @@ fn feed_pages_newest_first_and_tracks_open_rows() {
     let mut w = WriteTables::open(&tx).unwrap();
     let series_id = w.series_id(&key()).unwrap();
     for id in 1..=5 {
-        w.put_anomaly(series_id, &row(id, id as i64 * 1000)).unwrap();
+        w.put_anomaly(series_id, &row(id, id as i64 * 1000))
+            .unwrap();
     }
     let mut recovered = row(5, 5000);
     recovered.state = State::Recovered;
@@ -94,7 +104,10 @@ fn feed_pages_newest_first_and_tracks_open_rows() {
     w.finish().unwrap();
     tx.commit().unwrap();
 
-    let mut query = read::AnomalyQuery { limit: 2, ..Default::default() };
+    let mut query = read::AnomalyQuery {
+        limit: 2,
+        ..Default::default()
+    };
     let first = read::anomalies(store.database(), &query).unwrap();
     let ids: Vec<u64> = first.rows.iter().map(|e| e.row.id).collect();
     assert_eq!(ids, vec![5, 3]);

@@ -3,11 +3,11 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
-    encode, AnomalyRecord, BaselineRecord, SampleRecord, SeriesRecord, SeriesStateRecord,
-    SummaryRecord,
+    AnomalyRecord, BaselineRecord, SampleRecord, SeriesRecord, SeriesStateRecord, SummaryRecord,
+    encode,
 };
 use super::tables::{self, KIND_DRIFT, KIND_SPIKE};
-use super::{db, Result};
+use super::{Result, db};
 use crate::engine::{Anomaly, Baseline, Kind, State, Summary, Timestamp};
 use crate::series::SeriesKey;
 
@@ -61,7 +61,12 @@ impl<'txn> WriteTables<'txn> {
     /// Returns the id of a series, registering it on first sight.
     pub fn series_id(&mut self, key: &SeriesKey) -> Result<u64> {
         let env = key.environment.as_deref().unwrap_or("");
-        let lookup = (key.system.as_str(), key.healthcheck.as_str(), env, key.field_path.as_str());
+        let lookup = (
+            key.system.as_str(),
+            key.healthcheck.as_str(),
+            env,
+            key.field_path.as_str(),
+        );
         if let Some(id) = self.series_ids.get(lookup).map_err(db)? {
             return Ok(id.value());
         }
@@ -73,15 +78,27 @@ impl<'txn> WriteTables<'txn> {
         Ok(id)
     }
 
-    pub fn insert_sample(&mut self, series_id: u64, at: Timestamp, sample: &SampleRecord) -> Result<()> {
+    pub fn insert_sample(
+        &mut self,
+        series_id: u64,
+        at: Timestamp,
+        sample: &SampleRecord,
+    ) -> Result<()> {
         let seq = self.counters.next_sample_seq;
         self.counters.next_sample_seq += 1;
         let bytes = encode(sample);
-        self.samples.insert((series_id, at.as_millis(), seq), bytes.as_slice()).map_err(db)?;
+        self.samples
+            .insert((series_id, at.as_millis(), seq), bytes.as_slice())
+            .map_err(db)?;
         Ok(())
     }
 
-    pub fn put_summary(&mut self, series_id: u64, hour_start: Timestamp, summary: &Summary) -> Result<()> {
+    pub fn put_summary(
+        &mut self,
+        series_id: u64,
+        hour_start: Timestamp,
+        summary: &Summary,
+    ) -> Result<()> {
         let bytes = encode(&SummaryRecord::V1(summary.clone()));
         let key = (series_id, hour_start.as_millis());
         self.summaries.insert(key, bytes.as_slice()).map_err(db)?;
@@ -90,7 +107,9 @@ impl<'txn> WriteTables<'txn> {
 
     pub fn put_baseline(&mut self, series_id: u64, baseline: &Baseline) -> Result<()> {
         let bytes = encode(&BaselineRecord::from(baseline));
-        self.baselines.insert(series_id, bytes.as_slice()).map_err(db)?;
+        self.baselines
+            .insert(series_id, bytes.as_slice())
+            .map_err(db)?;
         Ok(())
     }
 
@@ -103,8 +122,12 @@ impl<'txn> WriteTables<'txn> {
     /// Inserts or updates an anomaly row and keeps both indexes in step with it.
     pub fn put_anomaly(&mut self, series_id: u64, row: &Anomaly) -> Result<()> {
         let bytes = encode(&AnomalyRecord::new(series_id, row));
-        self.anomalies.insert(row.id, bytes.as_slice()).map_err(db)?;
-        self.by_start.insert((row.started_at.as_millis(), row.id), ()).map_err(db)?;
+        self.anomalies
+            .insert(row.id, bytes.as_slice())
+            .map_err(db)?;
+        self.by_start
+            .insert((row.started_at.as_millis(), row.id), ())
+            .map_err(db)?;
         let open_key = (series_id, kind_key(row.kind));
         if matches!(row.state, State::Recovered) {
             let current = self.open.get(open_key).map_err(db)?.map(|g| g.value());
@@ -120,7 +143,9 @@ impl<'txn> WriteTables<'txn> {
     /// Deletes an anomaly row (a suspicious row that saw a normal value) and its index entries.
     pub fn delete_anomaly(&mut self, series_id: u64, row: &Anomaly) -> Result<()> {
         self.anomalies.remove(row.id).map_err(db)?;
-        self.by_start.remove((row.started_at.as_millis(), row.id)).map_err(db)?;
+        self.by_start
+            .remove((row.started_at.as_millis(), row.id))
+            .map_err(db)?;
         let open_key = (series_id, kind_key(row.kind));
         let current = self.open.get(open_key).map_err(db)?.map(|g| g.value());
         if current == Some(row.id) {
@@ -152,10 +177,18 @@ impl<'txn> WriteTables<'txn> {
     /// Writes the counters back; call once before commit.
     pub fn finish(mut self) -> Result<Counters> {
         let c = self.counters;
-        self.meta.insert("next_series_id", c.next_series_id).map_err(db)?;
-        self.meta.insert("next_anomaly_id", c.next_anomaly_id).map_err(db)?;
-        self.meta.insert("next_sample_seq", c.next_sample_seq).map_err(db)?;
-        self.meta.insert("next_event_id", c.next_event_id).map_err(db)?;
+        self.meta
+            .insert("next_series_id", c.next_series_id)
+            .map_err(db)?;
+        self.meta
+            .insert("next_anomaly_id", c.next_anomaly_id)
+            .map_err(db)?;
+        self.meta
+            .insert("next_sample_seq", c.next_sample_seq)
+            .map_err(db)?;
+        self.meta
+            .insert("next_event_id", c.next_event_id)
+            .map_err(db)?;
         Ok(c)
     }
 }
