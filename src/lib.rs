@@ -4,15 +4,23 @@
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
 //! - [`series`]: series identity and the validated check result every input produces.
-//! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
+//! - [`clock`]: the source of "now": the system clock, or a manual one for tests and replay.
+//! - [`detector`]: per-series detection state and the inline step each check result goes through.
+//! - [`analyzer`]: the hourly baseline and drift run over stored hourly summaries, and its schedule.
+//! - [`retention`]: which samples, summaries, anomalies and series have expired.
 //! - [`ingest`]: parsing and validation of result bodies in both accepted shapes.
 //! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
+//! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
 
+pub mod analyzer;
+pub mod clock;
 pub mod config;
+pub mod detector;
 pub mod engine;
 pub mod events;
 pub mod ingest;
+pub mod retention;
 pub mod series;
 pub mod store;
 pub mod views;

@@ -1,0 +1,97 @@
+//! When the analyzer runs: at the top of every UTC hour in the service, once at start when an
+//! hour was missed, and at every hh:00 boundary the data crosses in replay.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+
+use crate::clock::{Clock, HOUR_MS, hour_start, next_hour_boundary};
+use crate::engine::Timestamp;
+
+/// Six-field cron expression (with seconds) for the top of every hour, evaluated in UTC.
+pub const HOURLY_CRON: &str = "0 0 * * * *";
+
+/// Errors of starting the hourly schedule.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("failed to start the hourly analyzer schedule `{expression}`: {source}")]
+    Scheduler {
+        expression: &'static str,
+        source: JobSchedulerError,
+    },
+}
+
+/// Returns whether an analyzer run is due at start: true when an hour boundary passed since the
+/// last stored run. Without a stored run nothing was missed, because nothing ran before.
+pub fn catch_up_due(last_run: Option<Timestamp>, now: Timestamp) -> bool {
+    last_run.is_some_and(|last| hour_start(now) > last)
+}
+
+/// Starts a scheduler that calls `job` with the clock's time at the top of every UTC hour.
+///
+/// A run that is still going when the next hour starts makes that hour's run skip, with a
+/// warning. Stop the schedule with [`JobScheduler::shutdown`].
+pub async fn start_hourly<F, Fut>(
+    clock: Arc<dyn Clock>,
+    job: F,
+) -> Result<JobScheduler, ScheduleError>
+where
+    F: Fn(Timestamp) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
+    let job = Arc::new(job);
+    let running = Arc::new(AtomicBool::new(false));
+    let hourly = Job::new_async(HOURLY_CRON, move |_id, _scheduler| {
+        let (clock, job, running) = (clock.clone(), job.clone(), running.clone());
+        Box::pin(async move {
+            if running.swap(true, Ordering::AcqRel) {
+                tracing::warn!("previous analyzer run still going, skipping this hour");
+                return;
+            }
+            job(clock.now()).await;
+            running.store(false, Ordering::Release);
+        })
+    })
+    .map_err(scheduler_error)?;
+    scheduler.add(hourly).await.map_err(scheduler_error)?;
+    scheduler.start().await.map_err(scheduler_error)?;
+    Ok(scheduler)
+}
+
+fn scheduler_error(source: JobSchedulerError) -> ScheduleError {
+    ScheduleError::Scheduler {
+        expression: HOURLY_CRON,
+        source,
+    }
+}
+
+/// The hh:00 boundaries a stream of event times crosses, for running the analyzer in event time.
+#[derive(Debug, Clone, Default)]
+pub struct HourBoundaries {
+    next: Option<Timestamp>,
+}
+
+impl HourBoundaries {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns the boundaries in `(previous event, at]`, oldest first, which are the analyzer
+    /// runs due before the event at `at` is processed. The first event crosses none.
+    pub fn crossed(&mut self, at: Timestamp) -> Vec<Timestamp> {
+        let Some(mut next) = self.next else {
+            self.next = Some(next_hour_boundary(at));
+            return Vec::new();
+        };
+        let mut due = Vec::new();
+        while next <= at {
+            due.push(next);
+            next = Timestamp::from_millis(next.as_millis() + HOUR_MS);
+        }
+        self.next = Some(next);
+        due
+    }
+}
