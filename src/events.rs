@@ -53,12 +53,19 @@ pub struct Event {
 impl Event {
     pub fn new(id: u64, payload: &Payload) -> Self {
         let data = serde_json::to_string(payload).expect("event payloads are plain JSON data");
-        Self { id, name: payload.name(), data }
+        Self {
+            id,
+            name: payload.name(),
+            data,
+        }
     }
 
     /// The event as an SSE frame.
     pub fn frame(&self) -> String {
-        format!("id: {}\nevent: {}\ndata: {}\n\n", self.id, self.name, self.data)
+        format!(
+            "id: {}\nevent: {}\ndata: {}\n\n",
+            self.id, self.name, self.data
+        )
     }
 }
 
@@ -72,7 +79,10 @@ pub struct EventHub {
 impl Default for EventHub {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(REPLAY_EVENTS);
-        Self { sender, recent: Mutex::new(VecDeque::with_capacity(REPLAY_EVENTS)) }
+        Self {
+            sender,
+            recent: Mutex::new(VecDeque::with_capacity(REPLAY_EVENTS)),
+        }
     }
 }
 
@@ -80,7 +90,10 @@ impl EventHub {
     /// Publishes events in id order; call only after the data they describe is committed.
     pub fn publish(&self, events: Vec<Event>) {
         // A std mutex: held only to push and send, never across an await.
-        let mut recent = self.recent.lock().expect("event buffer lock is never poisoned");
+        let mut recent = self
+            .recent
+            .lock()
+            .expect("event buffer lock is never poisoned");
         for event in events {
             let event = Arc::new(event);
             if recent.len() == REPLAY_EVENTS {
@@ -98,7 +111,10 @@ impl EventHub {
 
     /// Returns the remembered events with an id above `after`, oldest first.
     pub fn since(&self, after: u64) -> Vec<Arc<Event>> {
-        let recent = self.recent.lock().expect("event buffer lock is never poisoned");
+        let recent = self
+            .recent
+            .lock()
+            .expect("event buffer lock is never poisoned");
         recent.iter().filter(|e| e.id > after).cloned().collect()
     }
 }
@@ -108,7 +124,11 @@ mod tests {
     use super::*;
 
     fn event(id: u64) -> Event {
-        Event { id, name: "baseline-updated", data: "{}".into() }
+        Event {
+            id,
+            name: "baseline-updated",
+            data: "{}".into(),
+        }
     }
 
     #[test]
@@ -116,13 +136,19 @@ mod tests {
         let hub = EventHub::default();
         hub.publish((1..=REPLAY_EVENTS as u64 + 10).map(event).collect());
         let since = hub.since(REPLAY_EVENTS as u64);
-        assert_eq!(since.iter().map(|e| e.id).collect::<Vec<_>>(), (1025..=1034).collect::<Vec<_>>());
+        assert_eq!(
+            since.iter().map(|e| e.id).collect::<Vec<_>>(),
+            (1025..=1034).collect::<Vec<_>>()
+        );
         assert_eq!(hub.since(0).len(), REPLAY_EVENTS);
         assert_eq!(hub.since(0)[0].id, 11);
     }
 
     #[test]
     fn frames_follow_the_sse_format() {
-        assert_eq!(event(7).frame(), "id: 7\nevent: baseline-updated\ndata: {}\n\n");
+        assert_eq!(
+            event(7).frame(),
+            "id: 7\nevent: baseline-updated\ndata: {}\n\n"
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! - [`retention`]: which samples, summaries, anomalies and series have expired.
 //! - [`ingest`]: parsing and validation of result bodies in both accepted shapes.
 //! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
+//! - [`writer`]: the single writer thread: group commit of results, suppression and analyzer runs.
 //! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
 
@@ -24,3 +25,4 @@ pub mod retention;
 pub mod series;
 pub mod store;
 pub mod views;
+pub mod writer;

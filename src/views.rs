@@ -3,13 +3,11 @@
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::detector::MIN_BASELINE_SAMPLES;
 use crate::engine::{Anomaly, Baseline, Kind, RowDirection, State, Timestamp, Value};
 use crate::series::SeriesKey;
-use crate::store::read::{AnomalyEntry, SeriesEntry, StoredSample};
 use crate::store::ValueRecord;
-
-/// Samples a series needs before its first baseline.
-pub const LEARNING_SAMPLES: u64 = 24;
+use crate::store::read::{AnomalyEntry, SeriesEntry, StoredSample};
 
 /// Formats event time as RFC 3339 in UTC.
 pub fn rfc3339(at: Timestamp) -> String {
@@ -144,7 +142,10 @@ pub struct BaselineView {
 
 impl BaselineView {
     pub fn new(series: &SeriesKey, baseline: &Baseline) -> Self {
-        Self { series: series.into(), stats: baseline.into() }
+        Self {
+            series: series.into(),
+            stats: baseline.into(),
+        }
     }
 }
 
@@ -176,15 +177,23 @@ impl SeriesView {
     pub fn new(entry: &SeriesEntry, managed: bool) -> Self {
         let learning = entry.baseline.is_none().then(|| Learning {
             samples: entry.state.learning.as_ref().map_or(0, |s| s.count()),
-            required: LEARNING_SAMPLES,
+            required: MIN_BASELINE_SAMPLES,
         });
         Self {
             series: (&entry.key).into(),
             managed,
             baseline: entry.baseline.as_ref().map(Into::into),
             learning,
-            last_value: entry.state.last_value.as_ref().map_or(Json::Null, record_json),
-            last_at: entry.state.last_at_ms.map(|ms| rfc3339(Timestamp::from_millis(ms))),
+            last_value: entry
+                .state
+                .last
+                .as_ref()
+                .map_or(Json::Null, |l| record_json(&l.value)),
+            last_at: entry
+                .state
+                .last
+                .as_ref()
+                .map(|l| rfc3339(Timestamp::from_millis(l.at_ms))),
             invalid_count: entry.state.invalid_count,
             spike_state: entry.open_spike,
             drift_state: entry.open_drift,
@@ -215,7 +224,8 @@ impl From<&StoredSample> for SampleView {
 /// A raw value as JSON; a non-finite number becomes its text form.
 pub fn value_json(value: &Value) -> Json {
     match value {
-        Value::Number(n) => serde_json::Number::from_f64(*n).map_or_else(|| Json::String(n.to_string()), Json::Number),
+        Value::Number(n) => serde_json::Number::from_f64(*n)
+            .map_or_else(|| Json::String(n.to_string()), Json::Number),
         Value::Text(s) => Json::String(s.clone()),
         Value::Bool(b) => Json::Bool(*b),
         Value::Null => Json::Null,

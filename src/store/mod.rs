@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
-pub use records::{SampleRecord, SeriesStateRecord, ValueRecord};
+pub use records::{LastSampleRecord, SampleRecord, SeriesStateRecord, ValueRecord};
 pub use write::WriteTables;
 
 /// Layout version this binary writes. Version 1 files lack the `anomalies_by_start` index;

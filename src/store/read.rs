@@ -315,6 +315,23 @@ pub fn summaries(
     Ok(out)
 }
 
+/// Calls `visit` with each hourly summary of a series whose hour starts within `hours`.
+pub fn visit_summaries(
+    tx: &ReadTransaction,
+    series_id: u64,
+    hours: std::ops::RangeInclusive<Timestamp>,
+    visit: &mut dyn FnMut(Timestamp, Summary),
+) -> Result<()> {
+    let table = tx.open_table(tables::SUMMARIES).map_err(db)?;
+    let range = (series_id, hours.start().as_millis())..=(series_id, hours.end().as_millis());
+    for entry in table.range(range).map_err(db)? {
+        let (key, bytes) = entry.map_err(db)?;
+        let SummaryRecord::V1(summary) = decode("summaries", series_id, bytes.value())?;
+        visit(Timestamp::from_millis(key.value().1), summary);
+    }
+    Ok(())
+}
+
 /// Loads everything the detector restores at start.
 pub fn snapshot(database: &Database) -> Result<Snapshot> {
     let tx = database.begin_read().map_err(db)?;

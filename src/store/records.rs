@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::detector::{LastSample, SeriesSnapshot};
 use crate::engine::{
     Anomaly, Baseline, Kind, RowDirection, State, Summary, Suppression, Timestamp, Value,
 };
@@ -224,13 +225,48 @@ impl AnomalyRecord {
     }
 }
 
+/// The latest value of a series, healthy or not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastSampleRecord {
+    pub value: ValueRecord,
+    pub at_ms: i64,
+    pub healthy: bool,
+}
+
 /// What the detector keeps per series besides baselines, summaries and rows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SeriesStateRecord {
-    pub last_value: Option<ValueRecord>,
-    pub last_at_ms: Option<i64>,
+    pub last: Option<LastSampleRecord>,
     pub invalid_count: u64,
     pub last_self_resolution_ms: Option<i64>,
-    /// Samples learned before the first baseline; empty once a baseline exists.
+    /// Samples learned before the first baseline; `None` once a baseline exists.
     pub learning: Option<Summary>,
+}
+
+impl SeriesStateRecord {
+    /// Takes the parts of a detector snapshot this record holds.
+    pub fn from_snapshot(s: &SeriesSnapshot) -> Self {
+        Self {
+            last: s.last.as_ref().map(|l| LastSampleRecord {
+                value: (&l.value).into(),
+                at_ms: l.at.as_millis(),
+                healthy: l.healthy,
+            }),
+            invalid_count: s.invalid_samples,
+            last_self_resolution_ms: s.last_self_resolution.map(Timestamp::as_millis),
+            learning: s.learning.clone(),
+        }
+    }
+
+    /// Fills the parts of a detector snapshot this record holds.
+    pub fn fill(&self, s: &mut SeriesSnapshot) {
+        s.last = self.last.as_ref().map(|l| LastSample {
+            value: l.value.clone().into(),
+            at: Timestamp::from_millis(l.at_ms),
+            healthy: l.healthy,
+        });
+        s.invalid_samples = self.invalid_count;
+        s.last_self_resolution = self.last_self_resolution_ms.map(Timestamp::from_millis);
+        s.learning = self.learning.clone();
+    }
 }

@@ -4,7 +4,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
     AnomalyRecord, BaselineRecord, SampleRecord, SeriesRecord, SeriesStateRecord, SummaryRecord,
-    encode,
+    decode, encode,
 };
 use super::tables::{self, KIND_DRIFT, KIND_SPIKE};
 use super::{Result, db};
@@ -152,6 +152,15 @@ impl<'txn> WriteTables<'txn> {
             self.open.remove(open_key).map_err(db)?;
         }
         Ok(())
+    }
+
+    /// Reads one anomaly row with its series id.
+    pub fn anomaly(&self, id: u64) -> Result<Option<(u64, Anomaly)>> {
+        let Some(bytes) = self.anomalies.get(id).map_err(db)? else {
+            return Ok(None);
+        };
+        let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
+        Ok(Some((record.series_id, record.to_anomaly(id))))
     }
 
     /// Takes the next anomaly id.
