@@ -11,6 +11,8 @@
 //! - [`ingest`]: parsing and validation of result bodies in both accepted shapes.
 //! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
 //! - [`writer`]: the single writer thread: group commit of results, suppression and analyzer runs.
+//! - [`http`]: routes, the results endpoint, the read API, suppression and the event stream.
+//! - [`server`]: `serve` as a library call on a given listener, with orderly shutdown.
 //! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
 
@@ -20,9 +22,11 @@ pub mod config;
 pub mod detector;
 pub mod engine;
 pub mod events;
+pub mod http;
 pub mod ingest;
 pub mod retention;
 pub mod series;
+pub mod server;
 pub mod store;
 pub mod views;
 pub mod writer;

@@ -77,10 +77,32 @@ struct Job {
     reply: oneshot::Sender<Result<Done, WriteError>>,
 }
 
-/// Sends work to the writer thread; cheap to clone.
+/// Sends work to the writer thread; cheap to clone. It does not keep the thread alive: once
+/// the owning [`WriterThread`] stops, submissions fail with [`WriteError::Closed`].
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
+    sender: mpsc::WeakSender<Job>,
+}
+
+/// The running writer thread and the one strong end of its queue.
+#[derive(Debug)]
+pub struct WriterThread {
     sender: mpsc::Sender<Job>,
+    thread: JoinHandle<()>,
+    /// Event time of the last stored analyzer run, as found at start.
+    pub analyzer_last_run: Option<Timestamp>,
+}
+
+impl WriterThread {
+    pub fn handle(&self) -> WriterHandle {
+        WriterHandle { sender: self.sender.downgrade() }
+    }
+
+    /// Closes the queue; the thread commits what is queued and ends. Join the returned handle.
+    pub fn stop(self) -> JoinHandle<()> {
+        drop(self.sender);
+        self.thread
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -115,12 +137,13 @@ impl WriterHandle {
 
     async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .try_send(Job { work, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => WriteError::Busy,
-                mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
-            })?;
+        let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
+        sender.try_send(Job { work, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+            mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+        })?;
+        // Only the writer thread's owner keeps the queue open.
+        drop(sender);
         answer.await.map_err(|_| WriteError::Closed)?
     }
 }
@@ -135,13 +158,12 @@ struct Writer {
     events: Arc<EventHub>,
 }
 
-/// Loads the detector from the store and starts the writer thread. The thread ends when every
-/// handle is dropped and the queue is empty.
+/// Loads the detector from the store and starts the writer thread.
 pub fn start(
     store: Arc<Store>,
     config: ConfigFeed,
     events: Arc<EventHub>,
-) -> Result<(WriterHandle, JoinHandle<()>, Option<Timestamp>), StoreError> {
+) -> Result<WriterThread, StoreError> {
     let (detector, ids, last_run) = restore(&store)?;
     tracing::info!(series = ids.len(), "detector restored");
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
@@ -156,7 +178,7 @@ pub fn start(
         .name("anomalyd-writer".into())
         .spawn(move || writer.run(receiver))
         .expect("spawning a thread only fails when the process is out of resources");
-    Ok((WriterHandle { sender }, thread, last_run))
+    Ok(WriterThread { sender, thread, analyzer_last_run: last_run })
 }
 
 /// Rebuilds the detector and the series ids from the file.
