@@ -8,6 +8,32 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod catalogue;
+mod drift;
+mod rules;
+mod settings;
+mod spike;
+mod stats;
+
+pub use catalogue::{Catalogue, CatalogueError, CollectorSchema, FieldAnnotations};
+pub use drift::{DRIFT_CONFIRMATION_THRESHOLD, STABLE_DRIFT_RUN_COUNT, step_drift};
+pub use rules::{
+    DOMINANCE_BASE_SHARE, DOMINANCE_MAX_SHARE, SIGMA_MULTIPLIER, Triggers, classify, detect_drift,
+    evaluate, is_dominance_flip, is_spike, passes_floors, thresholds,
+};
+pub use settings::{BaselineWindow, defaults, resolve};
+pub use spike::{
+    REACTIVATION_RELATIVE_CHANGE, SETTLED_RELATIVE_BAND, SETTLED_SAMPLE_COUNT, has_settled,
+    is_flat_drift, moved_since_suppression, push_recent_sample, step_spike,
+};
+pub use stats::{
+    MAX_TRACKED_VALUES, MIN_BASELINE_SAMPLES, Summary, dominance, mean, slope, std_dev,
+};
+
+/// Smallest denominator of relative comparisons (floors, self-resolution, reactivation), so a
+/// mean of 0 never divides by zero.
+pub const EPSILON: f64 = f64::EPSILON;
+
 /// Milliseconds since the Unix epoch, UTC. The engine's only notion of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
@@ -84,12 +110,6 @@ pub enum Value {
     Text(String),
     Bool(bool),
     Null,
-}
-
-/// Length of history a baseline is learned from, written `<n>h` or `<n>d`, from 1h to 90d.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BaselineWindow {
-    hours: u32,
 }
 
 /// Per-field override object: every key absent means "inherit from the next layer".
@@ -343,109 +363,4 @@ pub struct SpikeContext<'a> {
 pub enum SettingsError {
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
-}
-
-/// Classifies a raw value for a field of the given declared type and direction.
-pub fn classify(
-    value: &Value,
-    field_type: Option<FieldType>,
-    direction: Option<Direction>,
-) -> Result<Sample, InvalidReason> {
-    let _ = (value, field_type, direction);
-    todo!()
-}
-
-/// Evaluates one value against a baseline under a rule.
-pub fn evaluate(value: &Value, baseline: &Baseline, rule: &Rule) -> Outcome {
-    let _ = (value, baseline, rule);
-    todo!()
-}
-
-/// Computes the drift reading of a baseline under a rule.
-pub fn detect_drift(baseline: &Baseline, rule: &Rule) -> DriftReading {
-    let _ = (baseline, rule);
-    todo!()
-}
-
-/// Resolves every setting of one field through the four layers.
-pub fn resolve(
-    field_path: &str,
-    template: Option<&TemplateSettings>,
-    assignment: Option<&AssignmentSettings>,
-    schema: Option<&SchemaField>,
-) -> EffectiveSettings {
-    let _ = (field_path, template, assignment, schema);
-    todo!()
-}
-
-impl EffectiveSettings {
-    /// Returns the rule to evaluate with, or `None` when the field is disabled or has no direction.
-    pub fn rule(&self) -> Option<Rule> {
-        todo!()
-    }
-}
-
-/// Steps the spike state machine of one series.
-pub fn step_spike(row: Option<&Anomaly>, outcome: &Outcome, ctx: &SpikeContext<'_>) -> Transition {
-    let _ = (row, outcome, ctx);
-    todo!()
-}
-
-/// Steps the drift state machine of one series after an analyzer run.
-pub fn step_drift(
-    row: Option<&Anomaly>,
-    reading: &DriftReading,
-    baseline: &Baseline,
-    now: Timestamp,
-    new_id: u64,
-) -> Transition {
-    let _ = (row, reading, baseline, now, new_id);
-    todo!()
-}
-
-/// Mergeable statistics of a run of samples in time order: count, mean, M2 and the index
-/// co-moment for the slope, plus value counts for categorical samples. Per-hour summaries merge
-/// into a baseline without rereading samples.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Summary {}
-
-impl Summary {
-    /// Adds one sample after every sample already added.
-    pub fn push(&mut self, sample: &Sample) {
-        let _ = sample;
-        todo!()
-    }
-
-    /// Appends `later`, whose samples all come after this summary's.
-    pub fn merge(&mut self, later: &Summary) {
-        let _ = later;
-        todo!()
-    }
-
-    pub fn count(&self) -> u64 {
-        todo!()
-    }
-
-    /// Builds a baseline, or `None` below the minimum of 24 samples.
-    pub fn to_baseline(&self, computed_at: Timestamp) -> Option<Baseline> {
-        let _ = computed_at;
-        todo!()
-    }
-}
-
-/// Built-in and user-declared collector schemas, keyed by qualified collector id.
-#[derive(Debug, Clone, Default)]
-pub struct Catalogue {}
-
-impl Catalogue {
-    /// The built-in collectors of the Checkstack plugins.
-    pub fn builtin() -> &'static Catalogue {
-        todo!()
-    }
-
-    /// Looks up one field of one collector.
-    pub fn field(&self, collector_id: &str, field: &str) -> Option<&SchemaField> {
-        let _ = (collector_id, field);
-        todo!()
-    }
 }

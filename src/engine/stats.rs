@@ -1,0 +1,284 @@
+//! Baseline statistics: the direct formulas (mean, population standard deviation, slope over the
+//! sample index, dominant value) and the mergeable [`Summary`] that reproduces them from per-hour
+//! pieces.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Baseline, Sample, Timestamp};
+
+/// Fewest samples a baseline (and a drift test) is computed from.
+pub const MIN_BASELINE_SAMPLES: u64 = 24;
+
+/// Most distinct values one [`Summary`] counts individually.
+pub const MAX_TRACKED_VALUES: usize = 64;
+
+/// Returns the arithmetic mean, or 0 for no values.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Returns the population standard deviation √(Σ(x−μ)²/n), or 0 for fewer than two values.
+pub fn std_dev(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let mu = mean(values);
+    let m2: f64 = values.iter().map(|x| (x - mu) * (x - mu)).sum();
+    (m2 / values.len() as f64).sqrt()
+}
+
+/// Returns the least-squares slope of the values against their index 0..n−1 (oldest first), in
+/// value units per sample, or 0 for fewer than two values.
+pub fn slope(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let index_mean = (n - 1) as f64 / 2.0;
+    let value_mean = mean(values);
+    let co_moment: f64 = values
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (i as f64 - index_mean) * (x - value_mean))
+        .sum();
+    co_moment / index_sum_of_squares(n as u64)
+}
+
+/// Returns the most frequent value and its share of all values, or `None` for no values. A tie
+/// goes to the value that reached the tied count first while scanning in order.
+pub fn dominance<T: PartialEq + Clone>(values: &[T]) -> Option<(T, f64)> {
+    let mut counts: Vec<(&T, u64)> = Vec::new();
+    let mut best: Option<(usize, u64)> = None;
+    for value in values {
+        let slot = match counts.iter().position(|(v, _)| *v == value) {
+            Some(slot) => slot,
+            None => {
+                counts.push((value, 0));
+                counts.len() - 1
+            }
+        };
+        counts[slot].1 += 1;
+        if best.is_none_or(|(_, max)| counts[slot].1 > max) {
+            best = Some((slot, counts[slot].1));
+        }
+    }
+    let (slot, max) = best?;
+    Some((counts[slot].0.clone(), max as f64 / values.len() as f64))
+}
+
+/// Σ(i − ī)² over the indices 0..n−1, which is n(n²−1)/12.
+fn index_sum_of_squares(n: u64) -> f64 {
+    let n = n as f64;
+    n * (n * n - 1.0) / 12.0
+}
+
+/// Mergeable statistics of a run of samples in time order: count, mean, M2 and the index
+/// co-moment for the slope, plus value counts for the dominant value. Per-hour summaries merge
+/// into a baseline without rereading samples, and the merged numbers equal the direct formulas'
+/// up to rounding (Chan et al. pairwise updates).
+///
+/// Numeric moments cover only `Sample::Number` samples, indexed in the order they were added.
+/// Value counts cover every sample by its string form (`200`, `true`, `OK`), so a numeric field
+/// judged by dominance still has a dominant value.
+///
+/// Value counts are bounded: the first [`MAX_TRACKED_VALUES`] distinct values are counted one by
+/// one, and any later new value only increments `overflow_count`. Overflow samples still count
+/// toward the total, so they lower every share, but an overflow value can never become dominant.
+/// A field with that many distinct values has no dominant value worth trusting, which is the
+/// case this bound exists for (a numeric field of unique latencies).
+///
+/// Ties for the dominant value: pushing samples one by one gives the tie to the value that
+/// reached the tied count first. After [`Summary::merge`] the order inside the pieces is gone, so
+/// a tie goes to the earlier summary's dominant value when it is among the tied values, and
+/// otherwise to the tied value that was seen first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Every sample added, numeric or categorical.
+    count: u64,
+    /// Numeric samples added.
+    numeric_count: u64,
+    /// Mean of the numeric samples.
+    mean: f64,
+    /// Σ(x − mean)² of the numeric samples.
+    m2: f64,
+    /// Σ(i − ī)(x − mean) of the numeric samples against their index 0..numeric_count−1.
+    index_co_moment: f64,
+    /// Distinct values in their string form with their counts, in order of first appearance.
+    values: Vec<(String, u64)>,
+    /// Samples whose value arrived after `values` was full and was not already in it.
+    overflow_count: u64,
+    /// Index into `values` of the dominant value.
+    dominant: Option<u32>,
+}
+
+impl Summary {
+    /// Builds a summary of the samples in order.
+    pub fn of(samples: &[Sample]) -> Self {
+        let mut summary = Self::default();
+        for sample in samples {
+            summary.push(sample);
+        }
+        summary
+    }
+
+    /// Adds one sample after every sample already added.
+    pub fn push(&mut self, sample: &Sample) {
+        self.count += 1;
+        match sample {
+            Sample::Number(x) => {
+                self.push_number(*x);
+                self.count_value(super::rules::number_string(*x));
+            }
+            Sample::Category(text) => self.count_value_ref(text),
+        }
+    }
+
+    /// Appends `later`, whose samples all come after this summary's.
+    pub fn merge(&mut self, later: &Summary) {
+        if later.count == 0 {
+            return;
+        }
+        self.merge_moments(later);
+        self.count += later.count;
+        self.overflow_count += later.overflow_count;
+        for (value, count) in &later.values {
+            self.add_count(value, *count);
+        }
+        self.dominant = self.merged_dominant();
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Builds a baseline, or `None` below the minimum of 24 samples. A summary with any
+    /// categorical sample is categorical: its mean, standard deviation and slope are 0.
+    pub fn to_baseline(&self, computed_at: Timestamp) -> Option<Baseline> {
+        if self.count < MIN_BASELINE_SAMPLES {
+            return None;
+        }
+        let numeric = self.numeric_count == self.count;
+        let (dominant_value, dominant_ratio) = match self.dominant {
+            Some(slot) => {
+                let (value, count) = &self.values[slot as usize];
+                (Some(value.clone()), Some(*count as f64 / self.count as f64))
+            }
+            None => (None, None),
+        };
+        Some(Baseline {
+            mean: if numeric { self.mean } else { 0.0 },
+            std_dev: if numeric { self.std_dev() } else { 0.0 },
+            slope: if numeric { self.slope() } else { 0.0 },
+            sample_count: self.count,
+            computed_at,
+            dominant_value,
+            dominant_ratio,
+        })
+    }
+
+    /// Population standard deviation of the numeric samples.
+    pub fn std_dev(&self) -> f64 {
+        if self.numeric_count < 2 {
+            return 0.0;
+        }
+        (self.m2.max(0.0) / self.numeric_count as f64).sqrt()
+    }
+
+    /// Least-squares slope of the numeric samples against their index.
+    pub fn slope(&self) -> f64 {
+        if self.numeric_count < 2 {
+            return 0.0;
+        }
+        self.index_co_moment / index_sum_of_squares(self.numeric_count)
+    }
+
+    fn push_number(&mut self, x: f64) {
+        let n_before = self.numeric_count as f64;
+        let n = n_before + 1.0;
+        let delta = x - self.mean;
+        self.mean += delta / n;
+        self.m2 += delta * (x - self.mean);
+        // The new index lies n/2 above the old index mean, so the co-moment grows by
+        // n_before · 1 / n · (n / 2) · delta.
+        self.index_co_moment += n_before / 2.0 * delta;
+        self.numeric_count += 1;
+    }
+
+    fn merge_moments(&mut self, later: &Summary) {
+        if later.numeric_count == 0 {
+            return;
+        }
+        let na = self.numeric_count as f64;
+        let nb = later.numeric_count as f64;
+        let n = na + nb;
+        let delta = later.mean - self.mean;
+        self.mean += delta * nb / n;
+        self.m2 += later.m2 + delta * delta * na * nb / n;
+        // The later piece's index mean sits n/2 above this one's, so the cross term of the
+        // co-moment is na·nb/n · (n/2) · delta.
+        self.index_co_moment += later.index_co_moment + na * nb / 2.0 * delta;
+        self.numeric_count += later.numeric_count;
+    }
+
+    fn count_value(&mut self, text: String) {
+        if let Some(slot) = self.values.iter().position(|(v, _)| *v == text) {
+            self.bump(slot, 1);
+        } else {
+            self.insert_value(text, 1);
+        }
+    }
+
+    fn count_value_ref(&mut self, text: &str) {
+        if let Some(slot) = self.values.iter().position(|(v, _)| v == text) {
+            self.bump(slot, 1);
+        } else {
+            self.insert_value(text.to_owned(), 1);
+        }
+    }
+
+    /// Adds `count` occurrences of `text` during a merge, without updating the dominant value.
+    fn add_count(&mut self, text: &str, count: u64) {
+        if let Some(slot) = self.values.iter().position(|(v, _)| v == text) {
+            self.values[slot].1 += count;
+        } else if self.values.len() < MAX_TRACKED_VALUES {
+            self.values.push((text.to_owned(), count));
+        } else {
+            self.overflow_count += count;
+        }
+    }
+
+    fn insert_value(&mut self, text: String, count: u64) {
+        if self.values.len() >= MAX_TRACKED_VALUES {
+            self.overflow_count += count;
+            return;
+        }
+        self.values.push((text, 0));
+        self.bump(self.values.len() - 1, count);
+    }
+
+    fn bump(&mut self, slot: usize, count: u64) {
+        self.values[slot].1 += count;
+        let best = self.dominant.map(|d| self.values[d as usize].1);
+        if best.is_none_or(|max| self.values[slot].1 > max) {
+            self.dominant = Some(to_slot(slot));
+        }
+    }
+
+    fn merged_dominant(&self) -> Option<u32> {
+        let max = self.values.iter().map(|(_, c)| *c).max()?;
+        if let Some(d) = self.dominant
+            && self.values[d as usize].1 == max
+        {
+            return Some(d);
+        }
+        let slot = self.values.iter().position(|(_, c)| *c == max)?;
+        Some(to_slot(slot))
+    }
+}
+
+fn to_slot(slot: usize) -> u32 {
+    u32::try_from(slot).expect("value slots are bounded by MAX_TRACKED_VALUES")
+}
