@@ -41,7 +41,10 @@ fn main() -> anyhow::Result<()> {
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {

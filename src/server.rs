@@ -78,7 +78,8 @@ pub async fn run(
         drop(sender);
         receiver
     });
-    let (store_for_writer, config_for_writer, events_for_writer) = (store.clone(), config.clone(), events.clone());
+    let (store_for_writer, config_for_writer, events_for_writer) =
+        (store.clone(), config.clone(), events.clone());
     let writer = tokio::task::spawn_blocking(move || {
         writer::start(store_for_writer, config_for_writer, events_for_writer)
     })
@@ -90,9 +91,22 @@ pub async fn run(
     };
 
     let (stop, stopping) = watch::channel(false);
-    let state = AppState { store, writer: writer.handle(), events, config, stopping };
+    let state = AppState {
+        store,
+        writer: writer.handle(),
+        events,
+        config,
+        stopping,
+    };
     tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
-    serve(listener, state.clone(), shutdown, &stop, options.shutdown_timeout).await;
+    serve(
+        listener,
+        state.clone(),
+        shutdown,
+        &stop,
+        options.shutdown_timeout,
+    )
+    .await;
 
     if let Some(mut scheduler) = scheduler
         && let Err(error) = scheduler.shutdown().await
@@ -112,7 +126,9 @@ async fn serve(
     timeout: Duration,
 ) {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -150,9 +166,13 @@ async fn serve(
 /// Stops the writer after it committed the queue, then closes the data file.
 async fn finish(writer: writer::WriterThread, state: AppState, timeout: Duration) {
     let thread = writer.stop();
-    let joined = tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || thread.join())).await;
+    let joined =
+        tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || thread.join())).await;
     if joined.is_err() {
-        tracing::error!(?timeout, "writer did not stop in time; queued writes may be lost");
+        tracing::error!(
+            ?timeout,
+            "writer did not stop in time; queued writes may be lost"
+        );
         return;
     }
     let AppState { store, .. } = state;

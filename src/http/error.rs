@@ -12,7 +12,11 @@ use crate::writer::WriteError;
 /// An error answered to the client.
 #[derive(Debug)]
 pub enum ApiError {
-    BadRequest { code: &'static str, message: String, details: Vec<Json> },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        details: Vec<Json>,
+    },
     PayloadTooLarge,
     NotFound(String),
     MethodNotAllowed,
@@ -24,14 +28,20 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into(), details: Vec::new() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     pub fn into_response(self) -> Response {
         let (status, code, message, details) = match self {
-            Self::BadRequest { code, message, details } => {
-                (StatusCode::BAD_REQUEST, code, message, details)
-            }
+            Self::BadRequest {
+                code,
+                message,
+                details,
+            } => (StatusCode::BAD_REQUEST, code, message, details),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
@@ -46,13 +56,21 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
-            Self::Unavailable(message) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Vec::new())
-            }
+            Self::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                message,
+                Vec::new(),
+            ),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 let message = "internal error; see the service log".to_owned();
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", message, Vec::new())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    message,
+                    Vec::new(),
+                )
             }
         };
         let body = json!({"error": {"code": code, "message": message, "details": details}});

@@ -40,7 +40,9 @@ pub struct AppState {
 pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Response, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = route(req, &state).await.unwrap_or_else(ApiError::into_response);
+    let response = route(req, &state)
+        .await
+        .unwrap_or_else(ApiError::into_response);
     tracing::debug!(%method, path, status = response.status().as_u16(), "request");
     Ok(response)
 }
@@ -53,7 +55,9 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["healthz"]) => Ok(text_response(StatusCode::OK, "ok\n")),
         (&Method::POST, ["api", "v1", "results"]) => results::post(req, state).await,
         (&Method::GET, ["api", "v1", "anomalies"]) => reads::anomalies(req, state).await,
-        (&Method::GET, ["api", "v1", "anomalies", id]) => reads::anomaly(parse_id(id)?, state).await,
+        (&Method::GET, ["api", "v1", "anomalies", id]) => {
+            reads::anomaly(parse_id(id)?, state).await
+        }
         (&Method::POST, ["api", "v1", "anomalies", id, "suppress"]) => {
             reads::suppress(parse_id(id)?, true, state).await
         }
@@ -64,9 +68,15 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "series"]) => reads::series(req, state).await,
         (&Method::GET, ["api", "v1", "series", "samples"]) => reads::samples(req, state).await,
         (&Method::GET, ["api", "v1", "events"]) => Ok(sse::stream(&req, state)),
-        (_, ["healthz"] | ["api", "v1", "results" | "anomalies" | "baselines" | "series" | "events"]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (
+            _,
+            ["healthz"]
+            | [
+                "api",
+                "v1",
+                "results" | "anomalies" | "baselines" | "series" | "events",
+            ],
+        ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
     }
 }

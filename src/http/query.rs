@@ -12,10 +12,14 @@ pub struct Query(HashMap<String, String>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
-        let pairs = raw.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        });
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(name), decode(value))
+            });
         Self(pairs.collect())
     }
 
@@ -25,21 +29,31 @@ impl Query {
 
     pub fn required(&self, name: &str) -> Result<String, ApiError> {
         self.text(name).ok_or_else(|| {
-            ApiError::bad_request("missing-parameter", format!("query parameter {name} is required"))
+            ApiError::bad_request(
+                "missing-parameter",
+                format!("query parameter {name} is required"),
+            )
         })
     }
 
     /// Parses a parameter with `FromStr`, naming it and the value when that fails.
     pub fn parsed<T: FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
-        let Some(text) = self.text(name) else { return Ok(None) };
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
         text.parse().map(Some).map_err(|_| {
-            ApiError::bad_request("invalid-parameter", format!("query parameter {name}={text:?} is not valid"))
+            ApiError::bad_request(
+                "invalid-parameter",
+                format!("query parameter {name}={text:?} is not valid"),
+            )
         })
     }
 
     /// Parses an RFC 3339 time with a zone.
     pub fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
-        let Some(text) = self.text(name) else { return Ok(None) };
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
         let ts: jiff::Timestamp = text.parse().map_err(|e| {
             ApiError::bad_request(
                 "invalid-parameter",
@@ -50,11 +64,21 @@ impl Query {
     }
 
     /// Parses a kebab-case enum value the way the API writes it.
-    pub fn enumerated<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ApiError> {
-        let Some(text) = self.text(name) else { return Ok(None) };
-        serde_json::from_value(serde_json::Value::String(text.clone())).map(Some).map_err(|_| {
-            ApiError::bad_request("invalid-parameter", format!("query parameter {name}={text:?} is not a known value"))
-        })
+    pub fn enumerated<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        serde_json::from_value(serde_json::Value::String(text.clone()))
+            .map(Some)
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid-parameter",
+                    format!("query parameter {name}={text:?} is not a known value"),
+                )
+            })
     }
 }
 

@@ -47,10 +47,17 @@ fn suppression(q: &Query) -> Result<SuppressionFilter, ApiError> {
 }
 
 fn cursor(q: &Query) -> Result<Option<(i64, u64)>, ApiError> {
-    let Some(text) = q.text("cursor") else { return Ok(None) };
-    let parsed = text.split_once('.').and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)));
+    let Some(text) = q.text("cursor") else {
+        return Ok(None);
+    };
+    let parsed = text
+        .split_once('.')
+        .and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)));
     parsed.map(Some).ok_or_else(|| {
-        ApiError::bad_request("invalid-parameter", format!("cursor {text:?} is not one this API returned"))
+        ApiError::bad_request(
+            "invalid-parameter",
+            format!("cursor {text:?} is not one this API returned"),
+        )
     })
 }
 
@@ -63,7 +70,10 @@ fn limit(q: &Query, default: usize, max: usize) -> Result<usize, ApiError> {
     Ok(limit)
 }
 
-pub async fn anomalies(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+pub async fn anomalies(
+    req: http::Request<Incoming>,
+    state: &AppState,
+) -> Result<Response, ApiError> {
     let q = Query::parse(req.uri().query());
     let query = AnomalyQuery {
         series: series_filter(&q),
@@ -99,7 +109,10 @@ pub async fn suppress(id: u64, on: bool, state: &AppState) -> Result<Response, A
     anomaly(id, state).await
 }
 
-pub async fn baselines(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+pub async fn baselines(
+    req: http::Request<Incoming>,
+    state: &AppState,
+) -> Result<Response, ApiError> {
     let filter = series_filter(&Query::parse(req.uri().query()));
     let store = state.store.clone();
     let entries = blocking(move || Ok(read::series(store.database(), &filter)?)).await?;
@@ -107,7 +120,10 @@ pub async fn baselines(req: http::Request<Incoming>, state: &AppState) -> Result
         .iter()
         .filter_map(|e| Some(BaselineView::new(&e.key, e.baseline.as_ref()?)))
         .collect();
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "baselines": views })))
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "baselines": views }),
+    ))
 }
 
 pub async fn series(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
@@ -123,7 +139,10 @@ pub async fn series(req: http::Request<Incoming>, state: &AppState) -> Result<Re
             SeriesView::new(e, managed)
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "series": views })))
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "series": views }),
+    ))
 }
 
 pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
@@ -139,11 +158,16 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
     let limit = limit(&q, DEFAULT_SAMPLES, MAX_SAMPLES)?;
     let store = state.store.clone();
     let samples = blocking(move || {
-        let Some(id) = read::series_id(store.database(), &key)? else { return Ok(None) };
+        let Some(id) = read::series_id(store.database(), &key)? else {
+            return Ok(None);
+        };
         Ok(Some(read::samples(store.database(), id, from, to, limit)?))
     })
     .await?;
     let samples = samples.ok_or_else(|| ApiError::NotFound("no such series".into()))?;
     let views: Vec<SampleView> = samples.iter().map(SampleView::from).collect();
-    Ok(json_response(StatusCode::OK, &serde_json::json!({ "samples": views })))
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "samples": views }),
+    ))
 }

@@ -40,10 +40,14 @@ type Sender = http_body_util::channel::Sender<Bytes>;
 async fn feed(mut sender: Sender, state: AppState, mut last_id: u64) {
     let mut live = state.events.subscribe();
     let mut stopping = state.stopping.clone();
-    if send_all(&mut sender, state.events.since(last_id), &mut last_id).await.is_err() {
+    if send_all(&mut sender, state.events.since(last_id), &mut last_id)
+        .await
+        .is_err()
+    {
         return;
     }
-    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let mut keep_alive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
     loop {
         let sent = tokio::select! {
             event = live.recv() => match event {
@@ -63,12 +67,19 @@ async fn feed(mut sender: Sender, state: AppState, mut last_id: u64) {
     }
 }
 
-async fn send_all(sender: &mut Sender, events: Vec<Arc<Event>>, last_id: &mut u64) -> Result<(), ()> {
+async fn send_all(
+    sender: &mut Sender,
+    events: Vec<Arc<Event>>,
+    last_id: &mut u64,
+) -> Result<(), ()> {
     for event in events {
         if event.id <= *last_id {
             continue;
         }
-        sender.send_data(Bytes::from(event.frame())).await.map_err(drop)?;
+        sender
+            .send_data(Bytes::from(event.frame()))
+            .await
+            .map_err(drop)?;
         *last_id = event.id;
     }
     Ok(())

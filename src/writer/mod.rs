@@ -95,7 +95,9 @@ pub struct WriterThread {
 
 impl WriterThread {
     pub fn handle(&self) -> WriterHandle {
-        WriterHandle { sender: self.sender.downgrade() }
+        WriterHandle {
+            sender: self.sender.downgrade(),
+        }
     }
 
     /// Closes the queue; the thread commits what is queued and ends. Join the returned handle.
@@ -178,7 +180,11 @@ pub fn start(
         .name("anomalyd-writer".into())
         .spawn(move || writer.run(receiver))
         .expect("spawning a thread only fails when the process is out of resources");
-    Ok(WriterThread { sender, thread, analyzer_last_run: last_run })
+    Ok(WriterThread {
+        sender,
+        thread,
+        analyzer_last_run: last_run,
+    })
 }
 
 /// Rebuilds the detector and the series ids from the file.
