@@ -286,12 +286,17 @@ impl SseReader {
     }
 }
 
-/// One result in the anomalyd shape, one minute after 2026-01-02T00:00:00Z per `minute`.
+/// The RFC 3339 time `minute` minutes after 2026-01-02T00:00:00Z.
+pub fn minute_time(minute: u32) -> String {
+    let base: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().expect("base time");
+    (base + jiff::SignedDuration::from_mins(i64::from(minute))).to_string()
+}
+
+/// One result in the anomalyd shape at `minute_time(minute)`.
 pub fn result(system: &str, minute: u32, field_json: &str) -> String {
     format!(
-        r#"{{"system":"{system}","healthcheck":"web","status":"healthy","timestamp":"2026-01-02T{:02}:{:02}:00Z","collectors":{{"healthcheck-http.request":{{{field_json}}}}}}}"#,
-        minute / 60,
-        minute % 60
+        r#"{{"system":"{system}","healthcheck":"web","status":"healthy","timestamp":"{}","collectors":{{"healthcheck-http.request":{{{field_json}}}}}}}"#,
+        minute_time(minute)
     )
 }
 
