@@ -14,7 +14,7 @@ use crate::views::{AnomalyView, BaselineView};
 /// Events kept for clients that reconnect.
 pub const REPLAY_EVENTS: usize = 1024;
 
-/// What happened, in the form clients receive as the event's data.
+/// Event data as clients receive it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Payload {
@@ -31,7 +31,7 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// The SSE event name.
+    /// Returns the SSE event name.
     pub fn name(&self) -> &'static str {
         match self {
             Self::StateChanged { .. } => "state-changed",
@@ -60,7 +60,7 @@ impl Event {
         }
     }
 
-    /// The event as an SSE frame.
+    /// Formats the event as an SSE frame.
     pub fn frame(&self) -> String {
         format!(
             "id: {}\nevent: {}\ndata: {}\n\n",
@@ -100,7 +100,7 @@ impl EventHub {
                 recent.pop_front();
             }
             recent.push_back(event.clone());
-            // No receiver is not an error: nobody is listening.
+            // An error here only means no client is connected, which is fine.
             let _ = self.sender.send(event);
         }
     }

@@ -8,20 +8,20 @@ use serde_json::{Map, Value as Json};
 use crate::engine::{Timestamp, Value};
 use crate::series::{CheckResult, FieldValue, Status};
 
-/// Largest request body accepted, in bytes.
+/// Maximum request body size, in bytes.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
-/// Most fields one result may carry.
+/// Maximum number of fields in one result.
 pub const MAX_FIELDS_PER_RESULT: usize = 1000;
-/// Most results one request may carry.
+/// Maximum number of results in one request.
 pub const MAX_RESULTS_PER_REQUEST: usize = 100_000;
-/// Longest system, healthcheck or environment name.
+/// Maximum length of a system, healthcheck or environment name.
 const MAX_NAME_LEN: usize = 63;
-/// Longest field name inside a collector.
+/// Maximum length of a field name inside a collector.
 const MAX_FIELD_LEN: usize = 128;
-/// Most problems listed in one reply; the rest are summarised by the count.
+/// Maximum number of problems listed in one reply. The message still counts every invalid result.
 const MAX_PROBLEMS: usize = 100;
 
-/// How the body is framed.
+/// Framing of a request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// One JSON value: a result object or an array of them.
@@ -40,7 +40,7 @@ pub struct Problem {
     pub reason: String,
 }
 
-/// Why a body was rejected as a whole.
+/// Reason a whole body was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
     #[error("request body is not valid JSON: {0}")]
@@ -121,6 +121,29 @@ fn split_ndjson(body: &[u8]) -> Result<Vec<Json>, IngestError> {
 
 type Problems = Vec<(String, String)>;
 
+/// Keys that name the system, healthcheck and environment in one of the two shapes.
+struct ShapeKeys {
+    system: &'static str,
+    healthcheck: &'static str,
+    environment: &'static str,
+    fields: &'static str,
+}
+
+const ANOMALYD_KEYS: ShapeKeys = ShapeKeys {
+    system: "system",
+    healthcheck: "healthcheck",
+    environment: "environment",
+    fields: "collectors",
+};
+
+/// The Checkstack check-completed shape: a configuration id stands for the healthcheck.
+const CHECKSTACK_KEYS: ShapeKeys = ShapeKeys {
+    system: "systemId",
+    healthcheck: "configurationId",
+    environment: "environmentId",
+    fields: "result",
+};
+
 /// Validates one result object in either shape.
 fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
     let Json::Object(obj) = item else {
@@ -129,19 +152,21 @@ fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
             "a result must be a JSON object".into(),
         )]);
     };
-    let mut problems = Problems::new();
     let checkstack = obj.contains_key("systemId");
-    let (system_key, healthcheck_key, env_key) = if checkstack {
-        ("systemId", "configurationId", "environmentId")
+    let keys = if checkstack {
+        &CHECKSTACK_KEYS
     } else {
-        ("system", "healthcheck", "environment")
+        &ANOMALYD_KEYS
     };
-    let system = required_name(obj, system_key, &mut problems);
-    let healthcheck = required_name(obj, healthcheck_key, &mut problems);
-    let environment = optional_name(obj, env_key, &mut problems);
+    let mut problems = Problems::new();
+
+    let system = required_name(obj, keys.system, &mut problems);
+    let healthcheck = required_name(obj, keys.healthcheck, &mut problems);
+    let environment = optional_name(obj, keys.environment, &mut problems);
     let status = status(obj, &mut problems);
     let timestamp = timestamp(obj, &mut problems);
     let latency_ms = latency(obj, &mut problems);
+
     let fields = if checkstack {
         checkstack_fields(obj, &mut problems)
     } else {
@@ -152,11 +177,9 @@ fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
             "result carries {} fields; at most {MAX_FIELDS_PER_RESULT} are accepted per result",
             fields.len()
         );
-        problems.push((
-            if checkstack { "result" } else { "collectors" }.into(),
-            reason,
-        ));
+        problems.push((keys.fields.into(), reason));
     }
+
     match (system, healthcheck, status, timestamp) {
         (Some(system), Some(healthcheck), Some(status), Some(timestamp)) if problems.is_empty() => {
             Ok(CheckResult {
@@ -341,7 +364,7 @@ fn checkstack_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<Fi
     fields
 }
 
-/// A qualified collector id: dot-separated names, for example `healthcheck-http.request`.
+/// Checks a qualified collector id: dot-separated names, for example `healthcheck-http.request`.
 fn check_collector_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 2 * MAX_NAME_LEN + 1 {
         return Err(format!(

@@ -31,7 +31,7 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// Configuration to evaluate with; `None` runs with an empty configuration.
     pub config: Option<ConfigFeed>,
-    /// Longest wait for open connections and for the writer at shutdown.
+    /// Maximum wait for open connections, and then for the writer, at shutdown.
     pub shutdown_timeout: Duration,
     /// Run the analyzer at the top of every hour (and once at start when an hour was missed).
     pub hourly_analyzer: bool,
@@ -48,7 +48,7 @@ impl ServeOptions {
     }
 }
 
-/// Why the server could not start or stop cleanly.
+/// Error that stops the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -74,7 +74,7 @@ pub async fn run(
     let events = Arc::new(EventHub::default());
     let config = options.config.clone().unwrap_or_else(|| {
         let (sender, receiver) = watch::channel(Arc::new(ConfigSnapshot::default()));
-        // Nobody will send a new configuration; the receiver keeps the empty one.
+        // No sender remains, so the receiver keeps the empty configuration.
         drop(sender);
         receiver
     });
@@ -182,7 +182,7 @@ async fn finish(writer: writer::WriterThread, state: AppState, timeout: Duration
             Ok(Err(error)) => tracing::error!(%error, "closing the data file failed"),
             Err(error) => tracing::error!(%error, "closing the data file failed"),
         },
-        // A connection that outlived the timeout still holds it; it closes when that ends.
+        // A connection that outlived the timeout still uses it, and it closes when that ends.
         Err(_) => tracing::warn!("data file still in use at shutdown; it closes when released"),
     }
 }

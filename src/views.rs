@@ -221,7 +221,7 @@ impl From<&StoredSample> for SampleView {
     }
 }
 
-/// A raw value as JSON; a non-finite number becomes its text form.
+/// Converts a raw value to JSON. A non-finite number becomes its text form.
 pub fn value_json(value: &Value) -> Json {
     match value {
         Value::Number(n) => serde_json::Number::from_f64(*n)

@@ -70,7 +70,7 @@ async fn post(addr: SocketAddr, body: &str) -> u16 {
     reply.expect("POST").status
 }
 
-/// Posts one result per request for its own system until told to stop; returns the minutes
+/// Posts one result per request for its own system until `stop` is set, and returns the minutes
 /// whose results were acknowledged.
 async fn client(addr: SocketAddr, system: String, stop: Arc<AtomicBool>) -> Vec<u32> {
     let mut acked = Vec::new();

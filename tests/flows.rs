@@ -1,6 +1,6 @@
-//! Spike flows end to end over HTTP: learn a baseline from 24 healthy results, then a
-//! suspicious run, confirmation, recovery and a cleared episode, checked through the read API
-//! and the event stream; suppression; restart keeps everything.
+//! Spike flows end to end over HTTP. A series learns a baseline from 24 healthy results, then
+//! goes through a suspicious run, confirmation, recovery and a cleared episode, checked through
+//! the read API and the event stream. Suppression, paging and a restart are covered too.
 
 mod common;
 
@@ -125,7 +125,7 @@ async fn spike_learns_confirms_recovers_and_clears() {
 }
 
 #[tokio::test]
-async fn suppression_needs_a_confirmed_anomaly_and_filters_the_feed() {
+async fn suppression_needs_confirmed_anomaly() {
     let server = TestServer::start().await;
     server.post_ndjson(&baseline_body()).await;
     post_latency(&server, 30, 1000.0).await;
@@ -199,6 +199,8 @@ async fn suppression_needs_a_confirmed_anomaly_and_filters_the_feed() {
 #[tokio::test]
 async fn restart_restores_baselines_and_open_rows() {
     let server = TestServer::start().await;
+    // An open event stream must not hold shutdown open.
+    let _stream = SseReader::connect(server.addr, None).await;
     server.post_ndjson(&baseline_body()).await;
     post_latency(&server, 30, 1000.0).await;
     post_latency(&server, 31, 1000.0).await;

@@ -9,7 +9,7 @@ use crate::ingest::{IngestError, MAX_BODY_BYTES};
 use crate::store::StoreError;
 use crate::writer::WriteError;
 
-/// An error answered to the client.
+/// An error returned to the client.
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest {

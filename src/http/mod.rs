@@ -25,7 +25,7 @@ use crate::writer::{ConfigFeed, WriterHandle};
 pub type Body = BoxBody<Bytes, Infallible>;
 pub type Response = http::Response<Body>;
 
-/// What every request handler can reach.
+/// Shared state of every request handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
@@ -36,7 +36,7 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
 }
 
-/// Answers one request; every error is turned into a response here.
+/// Handles one request. Every error is turned into a response here.
 pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Response, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -86,7 +86,7 @@ fn parse_id(text: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("anomaly id {text:?} is not a number")))
 }
 
-/// A JSON response.
+/// Builds a JSON response.
 pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).expect("API values serialize to JSON");
     http::Response::builder()

@@ -1,6 +1,7 @@
-//! `GET /api/v1/events`: Server-Sent Events. A client that sends `Last-Event-ID` first gets
-//! the newer events the replay buffer still holds, then live ones; a keep-alive comment goes out
-//! every 15 seconds.
+//! `GET /api/v1/events`: Server-Sent Events.
+//!
+//! A client that sends `Last-Event-ID` first gets the newer events that the replay buffer still
+//! contains, then live ones. A keep-alive comment goes out every 15 seconds.
 
 use std::sync::Arc;
 use std::time::Duration;

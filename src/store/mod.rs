@@ -1,4 +1,4 @@
-//! The one redb file that holds everything anomalyd learns: series, raw samples, hourly
+//! The one redb file that contains everything anomalyd learns: series, raw samples, hourly
 //! summaries, baselines, anomaly rows and their indexes, per-series detector state and counters.
 //!
 //! `Store` opens (and migrates) the file; `write::WriteTables` is how the writer thread changes
@@ -48,6 +48,11 @@ pub enum StoreError {
         found: u64,
         supported: u64,
     },
+    #[error("cannot close data file {path}: {source}")]
+    Close {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("record {key} of table {table} does not decode: {source}")]
     Corrupt {
         table: &'static str,
@@ -77,7 +82,7 @@ pub struct Store {
 
 impl Store {
     /// Opens `DIR/anomalyd.redb`, creating the directory and the file, and migrates an older
-    /// layout. A file written by a newer version is refused.
+    /// layout. A file written by a newer version is rejected.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
@@ -97,7 +102,7 @@ impl Store {
         Ok(store)
     }
 
-    /// The database, for modules that keep their own small tables in the same file.
+    /// Returns the database, so other modules can keep their own small tables in the same file.
     pub fn database(&self) -> &Database {
         &self.db
     }

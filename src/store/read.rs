@@ -14,7 +14,7 @@ use super::{Result, StoreError, db};
 use crate::engine::{Anomaly, Baseline, Kind, State, Summary, Timestamp};
 use crate::series::SeriesKey;
 
-/// Which rows of the feed to show with respect to operator suppression.
+/// Filter of the feed by operator suppression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SuppressionFilter {
     #[default]
@@ -278,39 +278,6 @@ pub fn samples(
             at: Timestamp::from_millis(at),
             record,
         });
-    }
-    Ok(out)
-}
-
-/// Counts the stored samples of a series.
-pub fn sample_count(database: &Database, series_id: u64) -> Result<u64> {
-    let tx = database.begin_read().map_err(db)?;
-    let table = tx.open_table(tables::SAMPLES).map_err(db)?;
-    let range = (series_id, i64::MIN, 0)..=(series_id, i64::MAX, u64::MAX);
-    let mut count = 0;
-    for entry in table.range(range).map_err(db)? {
-        entry.map_err(db)?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-/// Reads the hourly summaries of a series whose hour starts in `[from, to)`, oldest first.
-pub fn summaries(
-    database: &Database,
-    series_id: u64,
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<Vec<(Timestamp, Summary)>> {
-    let tx = database.begin_read().map_err(db)?;
-    let table = tx.open_table(tables::SUMMARIES).map_err(db)?;
-    let mut out = Vec::new();
-    let range = (series_id, from.as_millis())..(series_id, to.as_millis());
-    for entry in table.range(range).map_err(db)? {
-        let (key, bytes) = entry.map_err(db)?;
-        let (_, hour) = key.value();
-        let SummaryRecord::V1(summary) = decode("summaries", series_id, bytes.value())?;
-        out.push((Timestamp::from_millis(hour), summary));
     }
     Ok(out)
 }

@@ -12,7 +12,7 @@ use crate::series::SeriesKey;
 
 use super::StoreError;
 
-/// Encodes a record; postcard cannot fail on these plain structs except on allocation.
+/// Encodes a record. Postcard fails only on types serde cannot map, and these records have none.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     postcard::to_stdvec(record).expect("postcard encodes plain records into a Vec")
 }
@@ -233,7 +233,7 @@ pub struct LastSampleRecord {
     pub healthy: bool,
 }
 
-/// What the detector keeps per series besides baselines, summaries and rows.
+/// Per-series detector state besides baselines, summaries and rows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SeriesStateRecord {
     pub last: Option<LastSampleRecord>,
@@ -244,7 +244,7 @@ pub struct SeriesStateRecord {
 }
 
 impl SeriesStateRecord {
-    /// Takes the parts of a detector snapshot this record holds.
+    /// Copies the parts of a detector snapshot that this record stores.
     pub fn from_snapshot(s: &SeriesSnapshot) -> Self {
         Self {
             last: s.last.as_ref().map(|l| LastSampleRecord {
@@ -258,7 +258,7 @@ impl SeriesStateRecord {
         }
     }
 
-    /// Fills the parts of a detector snapshot this record holds.
+    /// Fills the parts of a detector snapshot that this record stores.
     pub fn fill(&self, s: &mut SeriesSnapshot) {
         s.last = self.last.as_ref().map(|l| LastSample {
             value: l.value.clone().into(),

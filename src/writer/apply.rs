@@ -1,4 +1,4 @@
-//! What the writer does inside one transaction: runs the detector or the analyzer and turns
+//! The work inside one write transaction: running the detector or the analyzer and turning
 //! their updates into rows, summaries, baselines and events.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +15,7 @@ use crate::views::{AnomalyView, BaselineView};
 use super::history::StoreHistory;
 use super::{Done, IngestCounts, Work, WriteError, Writer};
 
-/// What one transaction collects before it commits.
+/// Changes one transaction collects before it commits.
 #[derive(Default)]
 struct Group {
     /// Series whose detector state changed, written once at the end.
@@ -169,8 +169,9 @@ impl Writer {
         Ok(Ok(()))
     }
 
-    /// Puts a changed open row into the detector. The detector has no call for one row, so
-    /// this rebuilds it from snapshots; suppression is rare enough for that.
+    /// Puts a changed open row into the detector.
+    // NOTE: the detector has no call to replace one row, so this rebuilds it from snapshots of
+    // every series. That is linear in the number of series, acceptable for rare suppressions.
     fn replace_open_row(&mut self, series_id: u64, row: crate::engine::Anomaly) {
         let Some(key) = self
             .ids

@@ -1,7 +1,9 @@
-//! The single writer: one thread owns the detector and every write transaction. Requests queue
-//! their work on a bounded channel; the thread drains what is queued into one transaction, runs
-//! the detector inside it, commits once (one fsync for the whole group), then replies and
-//! publishes the events. A request is acknowledged only after its data is durable.
+//! The single writer: one thread owns the detector and every write transaction.
+//!
+//! Requests queue their work on a bounded channel. The thread drains what is queued into one
+//! transaction and runs the detector inside it. It commits once, so the whole group shares one
+//! fsync, and only then replies and publishes the events. A request is therefore acknowledged
+//! only after its data is durable.
 
 mod apply;
 mod history;
@@ -20,7 +22,7 @@ use crate::events::EventHub;
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{Store, StoreError, read};
 
-/// Jobs that may wait in the queue; a full queue answers 503.
+/// Maximum number of jobs waiting in the queue. A request that finds it full gets 503.
 pub const QUEUE_JOBS: usize = 1024;
 /// Most results written in one transaction; a larger request still commits whole.
 const GROUP_RESULTS: usize = 20_000;
@@ -38,7 +40,7 @@ pub struct IngestCounts {
     pub state_changes: u64,
 }
 
-/// Why a job did not commit.
+/// Reason a job did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("the write queue is full ({QUEUE_JOBS} requests); retry shortly")]
@@ -64,7 +66,7 @@ enum Work {
     Analyze { at: Timestamp },
 }
 
-/// What a job produced.
+/// Result of a job.
 #[derive(Debug)]
 enum Done {
     Ingested(IngestCounts),
@@ -166,7 +168,11 @@ pub fn start(
     config: ConfigFeed,
     events: Arc<EventHub>,
 ) -> Result<WriterThread, StoreError> {
-    let (detector, ids, last_run) = restore(&store)?;
+    let Restored {
+        detector,
+        ids,
+        analyzer_last_run,
+    } = restore(&store)?;
     tracing::info!(series = ids.len(), "detector restored");
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
     let writer = Writer {
@@ -183,14 +189,19 @@ pub fn start(
     Ok(WriterThread {
         sender,
         thread,
-        analyzer_last_run: last_run,
+        analyzer_last_run,
     })
 }
 
+/// The writer's state as loaded from the file.
+struct Restored {
+    detector: Detector,
+    ids: HashMap<SeriesKey, u64>,
+    analyzer_last_run: Option<Timestamp>,
+}
+
 /// Rebuilds the detector and the series ids from the file.
-fn restore(
-    store: &Store,
-) -> Result<(Detector, HashMap<SeriesKey, u64>, Option<Timestamp>), StoreError> {
+fn restore(store: &Store) -> Result<Restored, StoreError> {
     let mut snap = read::snapshot(store.database())?;
     let mut rows: HashMap<u64, SeriesSnapshot> = HashMap::new();
     for (series_id, row) in snap.open_rows.drain(..) {
@@ -217,7 +228,11 @@ fn restore(
         ids.insert(key.clone(), id);
         series.push((key, s));
     }
-    Ok((Detector::restore(series), ids, snap.analyzer_last_run))
+    Ok(Restored {
+        detector: Detector::restore(series),
+        ids,
+        analyzer_last_run: snap.analyzer_last_run,
+    })
 }
 
 impl Writer {
@@ -269,7 +284,7 @@ impl Writer {
             Err(panic) => WriteError::Panicked(panic_message(panic)),
         };
         match restore(&self.store) {
-            Ok((detector, ids, _)) => (self.detector, self.ids) = (detector, ids),
+            Ok(restored) => (self.detector, self.ids) = (restored.detector, restored.ids),
             Err(error) => {
                 tracing::error!(%error, "reloading the detector after a failed write failed")
             }

@@ -50,7 +50,8 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let mut options = ServeOptions::new(&dir);
         options.hourly_analyzer = false;
-        options.shutdown_timeout = Duration::from_secs(5);
+        // Longer than `STEP`, so a connection that holds shutdown open fails the test.
+        options.shutdown_timeout = Duration::from_secs(30);
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
@@ -286,13 +287,13 @@ impl SseReader {
     }
 }
 
-/// The RFC 3339 time `minute` minutes after 2026-01-02T00:00:00Z.
+/// Formats the RFC 3339 time `minute` minutes after 2026-01-02T00:00:00Z.
 pub fn minute_time(minute: u32) -> String {
     let base: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().expect("base time");
     (base + jiff::SignedDuration::from_mins(i64::from(minute))).to_string()
 }
 
-/// One result in the anomalyd shape at `minute_time(minute)`.
+/// Builds one result in the anomalyd shape at `minute_time(minute)`.
 pub fn result(system: &str, minute: u32, field_json: &str) -> String {
     format!(
         r#"{{"system":"{system}","healthcheck":"web","status":"healthy","timestamp":"{}","collectors":{{"healthcheck-http.request":{{{field_json}}}}}}}"#,
@@ -300,7 +301,7 @@ pub fn result(system: &str, minute: u32, field_json: &str) -> String {
     )
 }
 
-/// A latency result.
+/// Builds a result with only a latency field.
 pub fn latency(system: &str, minute: u32, ms: f64) -> String {
     result(system, minute, &format!(r#""responseTimeMs":{ms}"#))
 }
