@@ -4,8 +4,8 @@
 //!
 //! Run with `cargo bench --bench ingest`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anomalyd::engine::{Timestamp, Value};
 use anomalyd::server::{ServeOptions, run};
 use anomalyd::store::{SampleRecord, Store, WriteTables};
-use common::{Conn, SseReader, minute_time};
+use support::{Conn, SseReader, minute_time};
 use tokio::sync::{Mutex, oneshot};
 
 const CLIENTS: usize = 8;
@@ -77,7 +77,7 @@ async fn probes(addr: SocketAddr, sse: Arc<Mutex<SseReader>>) -> Vec<Duration> {
     for probe in 0..PROBES {
         let system = format!("probe-{probe}");
         let learn: Vec<String> = (0..23)
-            .map(|m| common::latency(&system, m, 100.0 + f64::from(m % 3)))
+            .map(|m| support::latency(&system, m, 100.0 + f64::from(m % 3)))
             .collect();
         conn.send(
             "POST",
@@ -87,7 +87,7 @@ async fn probes(addr: SocketAddr, sse: Arc<Mutex<SseReader>>) -> Vec<Duration> {
         )
         .await
         .expect("POST");
-        let last = common::latency(&system, 23, 101.0);
+        let last = support::latency(&system, 23, 101.0);
         let started = Instant::now();
         conn.send("POST", "/api/v1/results", &headers, last.as_bytes())
             .await

@@ -69,7 +69,24 @@ pub struct System {
     pub healthchecks: Vec<String>,
     /// Assignment settings keyed by healthcheck name, from `spec.anomaly[]`.
     pub anomaly: BTreeMap<String, AssignmentSettings>,
+    /// The other keys of each `spec.healthchecks[]` entry, keyed by healthcheck name.
+    #[serde(default)]
+    pub healthcheck_options: BTreeMap<String, AssignmentOptions>,
     pub source: Source,
+}
+
+/// How a system runs one assigned healthcheck: the keys Checkstack accepts beside `ref`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentOptions {
+    /// Consecutive failed runs before the assignment counts as degraded.
+    pub degraded_threshold: Option<u32>,
+    /// Consecutive failed runs before the assignment counts as unhealthy.
+    pub unhealthy_threshold: Option<u32>,
+    pub satellite_ids: Vec<String>,
+    pub include_local: Option<bool>,
+    /// Checkstack's partial notification policy, kept as written.
+    pub notification_policy: Option<serde_json::Value>,
 }
 
 /// A user-declared collector (`anomalyd.dev/v1` kind `Collector`) and its result fields.

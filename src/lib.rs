@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
+//! - [`gitops`]: the YAML config folder: parsing, validation, the last good state and the watcher.
 //! - [`series`]: series identity and the validated check result every input produces.
 //! - [`clock`]: the source of "now": the system clock, or a manual one for tests and replay.
 //! - [`detector`]: per-series detection state and the inline step each check result goes through.
@@ -15,6 +16,7 @@
 //! - [`server`]: `serve` as a library call on a given listener, with orderly shutdown.
 //! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
+//! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
 
 pub mod analyzer;
 pub mod clock;
@@ -22,8 +24,10 @@ pub mod config;
 pub mod detector;
 pub mod engine;
 pub mod events;
+pub mod gitops;
 pub mod http;
 pub mod ingest;
+pub mod replay;
 pub mod retention;
 pub mod series;
 pub mod server;

@@ -1,7 +1,7 @@
 //! The hourly analyzer through the writer. It reads the stored hourly summaries, and its
 //! baselines and last-run time are stored in one transaction. A missed hour runs at start.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use anomalyd::ingest::{self, Framing};
 use anomalyd::server::{ServeOptions, run};
 use anomalyd::store::{Store, WriteTables, read};
 use anomalyd::writer;
-use common::{latency, within};
+use support::{latency, within};
 use tokio::sync::watch;
 
 fn learn_body(system: &str, count: u32) -> String {

@@ -1,10 +1,10 @@
 //! Bad input gets the documented status and message, and never changes what is stored: each case
 //! compares a snapshot of the read API before and after.
 
-mod common;
+mod support;
 
-use common::{LATENCY_FIELD, TestServer, latency, result, within};
 use serde_json::Value as Json;
+use support::{LATENCY_FIELD, TestServer, latency, result, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn snapshot(server: &TestServer) -> Vec<Json> {

@@ -2,7 +2,7 @@
 //! After a restart every acknowledged result is present, open anomalies and baselines are
 //! intact, and the file opens without error.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Conn, LATENCY_FIELD, latency, minute_time, request, within};
 use serde_json::Value as Json;
+use support::{Conn, LATENCY_FIELD, latency, minute_time, request, within};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

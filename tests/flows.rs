@@ -2,10 +2,10 @@
 //! goes through a suspicious run, confirmation, recovery and a cleared episode, checked through
 //! the read API and the event stream. Suppression, paging and a restart are covered too.
 
-mod common;
+mod support;
 
-use common::{LATENCY_FIELD, SseEvent, SseReader, TestServer, latency};
 use serde_json::Value as Json;
+use support::{LATENCY_FIELD, SseEvent, SseReader, TestServer, latency};
 
 /// Baseline values around 100 ms: mean 103, σ about 2.8.
 fn baseline_body() -> String {

@@ -154,6 +154,12 @@ fn drift_applies(direction: Direction, drift_enabled: bool) -> bool {
     drift_enabled && direction != Direction::Dominance
 }
 
+/// Returns whether a series is numeric, which decides whether its baseline updates are
+/// published.
+pub fn series_is_numeric(config: &ConfigSnapshot, key: &SeriesKey) -> bool {
+    is_numeric(config, key, &detector::effective_settings(config, key))
+}
+
 /// A series is numeric when its effective direction is numeric, or, without a direction, when
 /// its schema declares a number.
 fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey, settings: &EffectiveSettings) -> bool {
@@ -166,9 +172,5 @@ fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey, settings: &EffectiveSett
 
 /// Returns the length of a baseline window in hours.
 pub fn window_hours(window: BaselineWindow) -> i64 {
-    // TODO: use the engine's accessor once it has one; the contract keeps the hours private.
-    serde_json::to_value(window)
-        .ok()
-        .and_then(|value| value.get("hours")?.as_i64())
-        .expect("a baseline window serializes with its hours")
+    i64::from(window.hours())
 }

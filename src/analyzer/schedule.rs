@@ -95,3 +95,74 @@ impl HourBoundaries {
         due
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn catch_up_due_cases() {
+        let at = |minutes: i64| Timestamp(minutes * 60_000);
+        let cases = [
+            (None, at(90), false),
+            (Some(at(60)), at(90), false),
+            (Some(at(61)), at(119), false),
+            (Some(at(59)), at(60), true),
+            (Some(at(60)), at(125), true),
+            (Some(at(0)), at(24 * 60 + 5), true),
+        ];
+        for (last_run, now, expected) in cases {
+            assert_eq!(
+                catch_up_due(last_run, now),
+                expected,
+                "{last_run:?} {now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn boundaries_follow_event_time() {
+        let mut boundaries = HourBoundaries::new();
+        let at = |minutes: i64| Timestamp(minutes * 60_000);
+        assert!(
+            boundaries.crossed(at(30)).is_empty(),
+            "the first event crosses none"
+        );
+        assert!(boundaries.crossed(at(59)).is_empty());
+        assert_eq!(boundaries.crossed(at(60)), [at(60)]);
+        assert!(boundaries.crossed(at(61)).is_empty());
+        assert_eq!(boundaries.crossed(at(240)), [at(120), at(180), at(240)]);
+        assert!(
+            boundaries.crossed(at(200)).is_empty(),
+            "time never runs backwards"
+        );
+    }
+
+    #[test]
+    fn first_event_on_boundary_runs_next_hour() {
+        let mut boundaries = HourBoundaries::new();
+        assert!(boundaries.crossed(Timestamp(HOUR_MS)).is_empty());
+        assert_eq!(
+            boundaries.crossed(Timestamp(2 * HOUR_MS)),
+            [Timestamp(2 * HOUR_MS)]
+        );
+    }
+
+    #[tokio::test]
+    async fn hourly_schedule_starts_and_stops() {
+        let clock = Arc::new(ManualClock::new(Timestamp(0)));
+        let start = start_hourly(clock, |_now| async {});
+        let mut scheduler = tokio::time::timeout(Duration::from_secs(10), start)
+            .await
+            .expect("the scheduler starts in time")
+            .expect("the hourly expression is valid");
+        let stop = scheduler.shutdown();
+        tokio::time::timeout(Duration::from_secs(10), stop)
+            .await
+            .expect("the scheduler stops in time")
+            .expect("the scheduler shuts down cleanly");
+    }
+}

@@ -349,3 +349,6 @@ impl From<&SeriesState> for SeriesSnapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

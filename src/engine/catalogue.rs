@@ -43,7 +43,7 @@ pub struct FieldAnnotations {
     pub unit: Option<String>,
     #[serde(rename = "x-chart-label", default)]
     pub label: Option<String>,
-    /// Why a value was chosen where the source plugin left it open; for reviewers only.
+    /// Explanation of a value chosen where the source plugin left it open, kept for reviewers.
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -240,7 +240,7 @@ impl Catalogue {
         self.collectors.get(collector_id)
     }
 
-    /// Every collector, ordered by id.
+    /// Iterates over every collector, ordered by id.
     pub fn collectors(&self) -> impl Iterator<Item = &CollectorSchema> {
         self.collectors.values()
     }
@@ -270,4 +270,386 @@ fn collector_from_entry(entry: CollectorEntry) -> Result<CollectorSchema, Catalo
         fields,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPECTED_COLLECTORS: &[&str] = &[
+        "healthcheck-http.request",
+        "healthcheck-dns.lookup",
+        "healthcheck-tcp.banner",
+        "healthcheck-ping.ping",
+        "healthcheck-tls.certificate",
+        "healthcheck-ssh.command",
+        "collector-hardware.cpu",
+        "collector-hardware.memory",
+        "collector-hardware.disk",
+        "healthcheck-postgres.query",
+        "healthcheck-mysql.query",
+        "healthcheck-redis.command",
+        "healthcheck-grpc.health",
+        "healthcheck-script.execute",
+        "healthcheck-script.inline-script",
+        "healthcheck-rcon.command",
+        "healthcheck-rcon.minecraft-players",
+        "healthcheck-rcon.minecraft-server",
+        "healthcheck-rcon.source-players",
+        "healthcheck-rcon.source-status",
+        "healthcheck-jenkins.job-status",
+        "healthcheck-jenkins.build-history",
+        "healthcheck-jenkins.node-health",
+        "healthcheck-jenkins.queue-info",
+        "healthcheck-jenkins.server-info",
+        "healthcheck-container.container-status",
+        "healthcheck-container.container-stats",
+        "healthcheck-snmp.snmp",
+    ];
+
+    #[test]
+    fn builtin_lists_every_collector() {
+        let catalogue = Catalogue::builtin();
+        for id in EXPECTED_COLLECTORS {
+            assert!(catalogue.collector(id).is_some(), "{id} is missing");
+        }
+        assert_eq!(catalogue.collectors().count(), EXPECTED_COLLECTORS.len());
+    }
+
+    #[test]
+    fn builtin_field_cases() {
+        use Direction::{Deviation, Dominance, HigherIsBetter, LowerIsBetter};
+        // (collector, field, direction, sensitivity, window, abs floor, rel floor)
+        let cases = [
+            (
+                "healthcheck-http.request",
+                "responseTimeMs",
+                Some(LowerIsBetter),
+                Some(2.0),
+                Some(3),
+                Some(50.0),
+                Some(0.5),
+            ),
+            (
+                "healthcheck-http.request",
+                "success",
+                Some(Dominance),
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "healthcheck-http.request",
+                "statusCode",
+                None,
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "healthcheck-ping.ping",
+                "packetLoss",
+                Some(LowerIsBetter),
+                Some(1.5),
+                Some(3),
+                Some(5.0),
+                None,
+            ),
+            (
+                "healthcheck-tls.certificate",
+                "valid",
+                Some(Dominance),
+                None,
+                Some(3),
+                None,
+                None,
+            ),
+            (
+                "healthcheck-tls.certificate",
+                "daysRemaining",
+                None,
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "collector-hardware.cpu",
+                "usagePercent",
+                Some(LowerIsBetter),
+                Some(2.0),
+                Some(3),
+                Some(10.0),
+                Some(0.25),
+            ),
+            (
+                "collector-hardware.cpu",
+                "loadAvg15m",
+                Some(LowerIsBetter),
+                Some(2.0),
+                Some(3),
+                Some(1.0),
+                Some(0.5),
+            ),
+            (
+                "healthcheck-mysql.query",
+                "executionTimeMs",
+                Some(LowerIsBetter),
+                Some(2.5),
+                Some(3),
+                Some(50.0),
+                Some(0.5),
+            ),
+            (
+                "healthcheck-jenkins.build-history",
+                "successRate",
+                Some(HigherIsBetter),
+                Some(1.5),
+                Some(3),
+                Some(10.0),
+                None,
+            ),
+            (
+                "healthcheck-jenkins.queue-info",
+                "queueLength",
+                Some(LowerIsBetter),
+                Some(2.0),
+                Some(4),
+                Some(1.0),
+                Some(0.25),
+            ),
+            (
+                "healthcheck-container.container-stats",
+                "cpuPercent",
+                Some(LowerIsBetter),
+                None,
+                Some(3),
+                None,
+                None,
+            ),
+            (
+                "healthcheck-snmp.snmp",
+                "value",
+                Some(Deviation),
+                Some(2.0),
+                Some(3),
+                None,
+                None,
+            ),
+            (
+                "healthcheck-rcon.minecraft-server",
+                "tps",
+                Some(HigherIsBetter),
+                None,
+                None,
+                Some(1.0),
+                Some(0.05),
+            ),
+        ];
+        for (collector, name, direction, sensitivity, window, abs, rel) in cases {
+            let field = Catalogue::builtin()
+                .field(collector, name)
+                .unwrap_or_else(|| panic!("{collector}.{name} is missing"));
+            let case = format!("{collector}.{name}");
+            assert_eq!(field.enabled, direction.is_some(), "{case}");
+            assert_eq!(field.direction, direction, "{case}");
+            assert_eq!(field.sensitivity, sensitivity, "{case}");
+            assert_eq!(field.confirmation_window, window, "{case}");
+            assert_eq!(field.min_absolute_delta, abs, "{case}");
+            assert_eq!(field.min_relative_delta, rel, "{case}");
+            assert_eq!(field.drift_enabled, None, "{case}");
+            assert_eq!(field.drift_threshold, None, "{case}");
+        }
+    }
+
+    #[test]
+    fn builtin_keeps_field_order_and_units() {
+        let http = Catalogue::builtin()
+            .collector("healthcheck-http.request")
+            .expect("the HTTP collector is built in");
+        let names: Vec<&str> = http.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "statusCode",
+                "statusText",
+                "traceId",
+                "responseTimeMs",
+                "body",
+                "bodyLength",
+                "success"
+            ]
+        );
+        assert_eq!(
+            http.field("responseTimeMs").and_then(|f| f.unit.as_deref()),
+            Some("ms")
+        );
+        assert!(http.note("statusCode").is_some());
+        assert_eq!(http.note("responseTimeMs"), None);
+    }
+
+    #[test]
+    fn unverified_fields_carry_a_note() {
+        let catalogue = Catalogue::builtin();
+        let unverified = [
+            ("healthcheck-script.inline-script", "timedOut"),
+            ("healthcheck-rcon.minecraft-players", "onlinePlayers"),
+            ("healthcheck-rcon.minecraft-server", "tps"),
+            ("healthcheck-jenkins.server-info", "uptime"),
+            ("healthcheck-postgres.query", "executionTimeMs"),
+        ];
+        for (collector, field) in unverified {
+            let schema = catalogue
+                .collector(collector)
+                .expect("collector is built in");
+            assert!(
+                schema.note(field).is_some(),
+                "{collector}.{field} has no note"
+            );
+        }
+        let players = catalogue.field("healthcheck-rcon.minecraft-players", "onlinePlayers");
+        assert_eq!(players.map(|f| f.enabled), Some(false));
+    }
+
+    #[test]
+    fn unknown_lookups_return_none() {
+        let catalogue = Catalogue::builtin();
+        assert!(catalogue.collector("healthcheck-http.nope").is_none());
+        assert!(
+            catalogue
+                .field("healthcheck-http.request", "nope")
+                .is_none()
+        );
+        assert!(catalogue.field("nope", "success").is_none());
+    }
+
+    #[test]
+    fn catalogue_json_uses_only_known_keys() {
+        let known = [
+            "name",
+            "type",
+            "x-anomaly-enabled",
+            "x-anomaly-direction",
+            "x-anomaly-sensitivity",
+            "x-anomaly-confirmation-window",
+            "x-anomaly-drift-enabled",
+            "x-anomaly-drift-threshold",
+            "x-anomaly-min-absolute-delta",
+            "x-anomaly-min-relative-delta",
+            "x-chart-unit",
+            "x-chart-label",
+            "note",
+        ];
+        let document: serde_json::Value =
+            serde_json::from_str(BUILTIN_JSON).expect("catalogue.json is JSON");
+        let collectors = document["collectors"]
+            .as_array()
+            .expect("collectors is a list");
+        for collector in collectors {
+            let fields = collector["fields"].as_array().expect("fields is a list");
+            for field in fields {
+                let keys = field.as_object().expect("a field is an object").keys();
+                for key in keys {
+                    assert!(
+                        known.contains(&key.as_str()),
+                        "unknown key {key} in {field}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn annotations(json: &str) -> FieldAnnotations {
+        serde_json::from_str(json).expect("annotation JSON parses")
+    }
+
+    #[test]
+    fn annotation_validation_cases() {
+        // (annotations, reported keys)
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r#"{"type": "number", "x-anomaly-direction": "lower-is-better"}"#,
+                &[],
+            ),
+            (r#"{"type": "number"}"#, &[]),
+            (
+                r#"{"type": "boolean", "x-anomaly-enabled": true, "x-anomaly-direction": "dominance"}"#,
+                &[],
+            ),
+            (
+                r#"{"type": "number", "x-anomaly-enabled": false, "x-anomaly-direction": "deviation"}"#,
+                &["f.x-anomaly-direction"],
+            ),
+            (
+                r#"{"type": "number", "x-anomaly-enabled": false, "x-anomaly-min-absolute-delta": 5}"#,
+                &["f.x-anomaly-min-absolute-delta"],
+            ),
+            (
+                r#"{"type": "number", "x-anomaly-enabled": true}"#,
+                &["f.x-anomaly-direction"],
+            ),
+            (
+                r#"{"type": "string", "x-anomaly-direction": "dominance", "x-anomaly-min-relative-delta": 0.1}"#,
+                &["f.x-anomaly-min-absolute-delta"],
+            ),
+            (
+                r#"{"type": "string", "x-anomaly-direction": "deviation"}"#,
+                &["f.x-anomaly-direction"],
+            ),
+            (r#"{"x-anomaly-direction": "deviation"}"#, &["f.type"]),
+            (
+                r#"{"type": "number", "x-anomaly-direction": "deviation", "x-anomaly-sensitivity": 0, "x-anomaly-confirmation-window": 0}"#,
+                &["f.x-anomaly-sensitivity", "f.x-anomaly-confirmation-window"],
+            ),
+        ];
+        for (json, keys) in cases {
+            let found: Vec<String> = match annotations(json).to_schema_field("f") {
+                Ok(_) => vec![],
+                Err(problems) => problems.iter().map(|p| p.key().to_owned()).collect(),
+            };
+            assert_eq!(found, *keys, "{json}");
+        }
+    }
+
+    #[test]
+    fn annotations_convert_to_schema_field() {
+        let json = r#"{"type": "number", "x-anomaly-direction": "higher-is-better",
+            "x-anomaly-drift-enabled": false, "x-anomaly-drift-threshold": 3,
+            "x-chart-unit": "%", "x-chart-label": "Hit rate", "x-chart-type": "line"}"#;
+        let field = annotations(json)
+            .to_schema_field("hitRate")
+            .expect("valid annotations");
+        assert_eq!(field.name, "hitRate");
+        assert_eq!(field.field_type, FieldType::Number);
+        assert!(field.enabled);
+        assert_eq!(field.direction, Some(Direction::HigherIsBetter));
+        assert_eq!(field.drift_enabled, Some(false));
+        assert_eq!(field.drift_threshold, Some(3.0));
+        assert_eq!(field.unit.as_deref(), Some("%"));
+        assert_eq!(field.label.as_deref(), Some("Hit rate"));
+    }
+
+    #[test]
+    fn invalid_catalogue_document_is_rejected() {
+        let bad = r#"{"collectors": [{"id": "x.y", "fields": [
+            {"name": "a", "type": "number", "x-anomaly-enabled": false, "x-anomaly-direction": "deviation"}]}]}"#;
+        let error = Catalogue::from_json(bad).expect_err("a disabled field with a direction");
+        assert!(error.to_string().contains("x.y"), "{error}");
+        assert!(Catalogue::from_json("{").is_err());
+    }
+
+    #[test]
+    fn insert_replaces_collector() {
+        let mut catalogue = Catalogue::default();
+        let schema = CollectorSchema {
+            id: "custom.probe".to_owned(),
+            fields: vec![],
+            notes: BTreeMap::new(),
+        };
+        assert!(catalogue.insert(schema.clone()).is_none());
+        assert_eq!(catalogue.insert(schema.clone()), Some(schema));
+        assert_eq!(catalogue.collectors().count(), 1);
+    }
 }

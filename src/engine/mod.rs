@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 mod catalogue;
 mod drift;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod proptests;
 mod rules;
 mod settings;
 mod spike;
@@ -322,6 +326,8 @@ pub enum NotificationKind {
 pub struct Transition {
     pub row: RowChange,
     pub state_change: Option<StateChange>,
+    /// The caller drops it when the field's effective `notify` is off; the row change and the
+    /// state change still apply.
     pub notification: Option<NotificationKind>,
 }
 

@@ -23,6 +23,13 @@ pub struct Triggers {
     pub upper: Option<f64>,
 }
 
+impl Triggers {
+    /// Returns whether `x` lies strictly beyond a trigger; a value on a trigger is normal.
+    pub fn is_beyond(&self, x: f64) -> bool {
+        self.lower.is_some_and(|lower| x < lower) || self.upper.is_some_and(|upper| x > upper)
+    }
+}
+
 /// Returns the triggers μ ± 3·σ·sensitivity on the side(s) the direction watches.
 pub fn thresholds(direction: Direction, mean: f64, std_dev: f64, sensitivity: f64) -> Triggers {
     let margin = SIGMA_MULTIPLIER * std_dev * sensitivity;
@@ -57,9 +64,7 @@ pub fn is_spike(x: f64, baseline: &Baseline, rule: &Rule) -> bool {
         baseline.std_dev,
         rule.sensitivity,
     );
-    let beyond = triggers.lower.is_some_and(|lower| x < lower)
-        || triggers.upper.is_some_and(|upper| x > upper);
-    beyond
+    triggers.is_beyond(x)
         && passes_floors(
             (x - baseline.mean).abs(),
             baseline.mean,
@@ -130,7 +135,9 @@ fn classify_categorical(
 /// Evaluates one value against a baseline under a rule.
 ///
 /// A number's deviation is |x − μ| / σ (0 when σ = 0) and its row direction is `Above` when
-/// x > μ, else `Below`. A dominance flip has deviation 0 and direction `Changed`.
+/// x > μ, else `Below`. A dominance flip has deviation 0 and direction `Changed`. The declared
+/// field type is not known here, so callers that have one run [`classify`] first to reject a
+/// number in a `string` field.
 pub fn evaluate(value: &Value, baseline: &Baseline, rule: &Rule) -> Outcome {
     if rule.direction == Direction::Dominance {
         return evaluate_categorical(value, baseline, rule);
@@ -226,7 +233,9 @@ fn worsens(slope: f64, direction: Direction) -> bool {
 /// Applies the statistical band and the floors to an absolute projected change. Without a mean
 /// the relative floor cannot be judged and is skipped.
 pub(super) fn drift_fires(change: f64, band: f64, mean: Option<f64>, rule: &Rule) -> bool {
-    if change <= band || change < rule.min_absolute_delta {
+    // Written as positive comparisons so a NaN band or change never fires.
+    let clears_band_and_floor = change > band && change >= rule.min_absolute_delta;
+    if !clears_band_and_floor {
         return false;
     }
     match mean {
@@ -268,5 +277,447 @@ pub(super) fn value_string(value: &Value) -> String {
         Value::Text(text) => text.clone(),
         Value::Bool(flag) => bool_string(*flag).to_owned(),
         Value::Null => "null".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixtures::{baseline, dominated, number, rule, sloped, text};
+    use Direction::{Deviation, Dominance, HigherIsBetter, LowerIsBetter};
+
+    #[test]
+    fn thresholds_cases() {
+        // (direction, μ, σ, sensitivity, lower, upper)
+        let cases = [
+            (HigherIsBetter, 90.0, 5.0, 1.0, Some(75.0), None),
+            (LowerIsBetter, 100.0, 20.0, 1.0, None, Some(160.0)),
+            (Deviation, 50.0, 10.0, 1.0, Some(20.0), Some(80.0)),
+            (Deviation, 50.0, 10.0, 0.5, Some(35.0), Some(65.0)),
+            (Deviation, 50.0, 10.0, 2.0, Some(-10.0), Some(110.0)),
+            (Dominance, 50.0, 10.0, 1.0, None, None),
+        ];
+        for (direction, mu, sigma, sensitivity, lower, upper) in cases {
+            let triggers = thresholds(direction, mu, sigma, sensitivity);
+            assert_eq!(
+                triggers.lower, lower,
+                "{direction} μ{mu} σ{sigma} s{sensitivity}"
+            );
+            assert_eq!(
+                triggers.upper, upper,
+                "{direction} μ{mu} σ{sigma} s{sensitivity}"
+            );
+        }
+    }
+
+    #[test]
+    fn triggers_are_strict() {
+        let lower = Triggers {
+            lower: Some(50.0),
+            upper: None,
+        };
+        let upper = Triggers {
+            lower: None,
+            upper: Some(100.0),
+        };
+        let both = Triggers {
+            lower: Some(20.0),
+            upper: Some(80.0),
+        };
+        let none = Triggers {
+            lower: None,
+            upper: None,
+        };
+        // (triggers, value, beyond)
+        let cases = [
+            (lower, 40.0, true),
+            (lower, 50.0, false),
+            (lower, 60.0, false),
+            (upper, 110.0, true),
+            (upper, 100.0, false),
+            (upper, 90.0, false),
+            (both, 10.0, true),
+            (both, 90.0, true),
+            (both, 50.0, false),
+            (none, 1000.0, false),
+            (none, -1000.0, false),
+        ];
+        for (triggers, x, expected) in cases {
+            assert_eq!(triggers.is_beyond(x), expected, "{x} against {triggers:?}");
+        }
+    }
+
+    #[test]
+    fn spike_floors_cases() {
+        // (direction, μ, σ, abs floor, rel floor, value, anomalous)
+        let cases = [
+            (LowerIsBetter, 6.0, 1.0, 50.0, 0.0, 20.0, false),
+            (LowerIsBetter, 6.0, 1.0, 50.0, 0.0, 200.0, true),
+            (Deviation, 1000.0, 10.0, 0.0, 0.5, 1100.0, false),
+            (Deviation, 1000.0, 10.0, 0.0, 0.5, 2000.0, true),
+            (Deviation, 100.0, 5.0, 10.0, 0.5, 120.0, false),
+            (Deviation, 100.0, 5.0, 10.0, 0.5, 180.0, true),
+            (LowerIsBetter, 70.0, 10.0, 0.0, 0.0, 101.0, true),
+            (LowerIsBetter, 0.0, 0.01 / 3.0, 0.0, 0.5, 10.0, true),
+            // Δ exactly on the absolute floor passes.
+            (LowerIsBetter, 100.0, 1.0, 50.0, 0.0, 150.0, true),
+        ];
+        for (direction, mu, sigma, min_abs, min_rel, x, expected) in cases {
+            let rule = Rule {
+                min_absolute_delta: min_abs,
+                min_relative_delta: min_rel,
+                ..rule(direction)
+            };
+            assert_eq!(
+                is_spike(x, &baseline(mu, sigma), &rule),
+                expected,
+                "{x} against μ{mu} σ{sigma} floors {min_abs}/{min_rel}"
+            );
+        }
+    }
+
+    #[test]
+    fn dominance_cases() {
+        // (dominant value, share, sensitivity, value, flip)
+        let cases = [
+            ("OK", 0.95, 1.0, "ERROR", true),
+            ("OK", 0.95, 1.0, "OK", false),
+            ("OK", 0.85, 1.0, "ERROR", false),
+            ("OK", 0.50, 0.5, "ERROR", true),
+            ("OK", 0.95, 2.0, "ERROR", false),
+            ("OK", 0.995, 2.0, "ERROR", true),
+            ("OK", 0.90, 1.0, "ERROR", true),
+        ];
+        for (dominant, share, sensitivity, value, expected) in cases {
+            assert_eq!(
+                is_dominance_flip(value, &dominated(dominant, share), sensitivity),
+                expected,
+                "{value} against {dominant} at {share}, sensitivity {sensitivity}"
+            );
+        }
+    }
+
+    #[test]
+    fn dominance_without_dominant_is_never_a_flip() {
+        let missing_value = Baseline {
+            dominant_value: None,
+            ..dominated("OK", 0.99)
+        };
+        let missing_share = Baseline {
+            dominant_ratio: None,
+            ..dominated("OK", 0.99)
+        };
+        assert!(!is_dominance_flip("ERROR", &missing_value, 1.0));
+        assert!(!is_dominance_flip("ERROR", &missing_share, 1.0));
+    }
+
+    #[test]
+    fn drift_cases() {
+        // (direction, slope, σ, n, mean, sensitivity, abs, rel, drifting, projected)
+        let cases = [
+            (Deviation, 0.5, 30.0, 100, 0.0, 1.0, 0.0, 0.0, false, 50.0),
+            (Deviation, 1.0, 30.0, 100, 0.0, 1.0, 0.0, 0.0, true, 100.0),
+            (Deviation, -1.0, 30.0, 100, 0.0, 1.0, 0.0, 0.0, true, -100.0),
+            (
+                LowerIsBetter,
+                1.0,
+                30.0,
+                100,
+                0.0,
+                1.0,
+                0.0,
+                0.0,
+                true,
+                100.0,
+            ),
+            (
+                LowerIsBetter,
+                -1.0,
+                30.0,
+                100,
+                0.0,
+                1.0,
+                0.0,
+                0.0,
+                false,
+                -100.0,
+            ),
+            (
+                HigherIsBetter,
+                -1.0,
+                30.0,
+                100,
+                0.0,
+                1.0,
+                0.0,
+                0.0,
+                true,
+                -100.0,
+            ),
+            (
+                HigherIsBetter,
+                1.0,
+                30.0,
+                100,
+                0.0,
+                1.0,
+                0.0,
+                0.0,
+                false,
+                100.0,
+            ),
+            (
+                Dominance, 100.0, 1.0, 100, 0.0, 1.0, 0.0, 0.0, false, 10000.0,
+            ),
+            (Deviation, 1.0, 30.0, 100, 0.0, 2.0, 0.0, 0.0, false, 100.0),
+            (Deviation, 0.5, 30.0, 100, 0.0, 0.5, 0.0, 0.0, true, 50.0),
+            (Deviation, 1.0, 0.0, 100, 0.0, 1.0, 0.0, 0.0, true, 100.0),
+            (Deviation, 0.0, 30.0, 100, 0.0, 1.0, 0.0, 0.0, false, 0.0),
+            (Deviation, 1.0, 30.0, 0, 0.0, 1.0, 0.0, 0.0, false, 0.0),
+            (Deviation, 0.0, 0.0, 100, 0.0, 1.0, 0.0, 0.0, false, 0.0),
+            (
+                Deviation, 1.0, 30.0, 100, 0.0, 1.0, 200.0, 0.0, false, 100.0,
+            ),
+            (Deviation, 1.0, 30.0, 100, 0.0, 1.0, 50.0, 0.0, true, 100.0),
+            (
+                Deviation, 1.0, 30.0, 100, 1000.0, 1.0, 0.0, 0.5, false, 100.0,
+            ),
+            (Deviation, 1.0, 30.0, 100, 100.0, 1.0, 0.0, 0.5, true, 100.0),
+            (Deviation, 0.001, 0.0, 100, 0.0, 1.0, 1.0, 0.0, false, 0.1),
+        ];
+        for (direction, slope, sigma, n, mean, sensitivity, abs, rel, drifting, projected) in cases
+        {
+            let rule = Rule {
+                sensitivity,
+                min_absolute_delta: abs,
+                min_relative_delta: rel,
+                ..rule(direction)
+            };
+            let reading = detect_drift(&sloped(slope, sigma, n, mean), &rule);
+            let case = format!("{direction} slope {slope} σ{sigma} n{n} μ{mean} s{sensitivity}");
+            assert_eq!(reading.drifting, drifting, "drifting of {case}");
+            assert!(
+                (reading.projected_change - projected).abs() < 1e-9,
+                "P of {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn drift_reading_sigmas_and_direction() {
+        let rule = rule(Deviation);
+        let rising = detect_drift(&sloped(1.0, 30.0, 100, 0.0), &rule);
+        assert!((rising.deviation_sigmas - 100.0 / 30.0).abs() < 1e-4);
+        assert_eq!(rising.direction, RowDirection::Above);
+        let falling = detect_drift(&sloped(-1.0, 30.0, 100, 0.0), &rule);
+        assert_eq!(falling.direction, RowDirection::Below);
+        let flat = detect_drift(&sloped(0.0, 0.0, 100, 0.0), &rule);
+        assert_eq!(flat.deviation_sigmas, 0.0);
+        assert_eq!(flat.direction, RowDirection::Above);
+    }
+
+    #[test]
+    fn drift_deviation_may_be_unbounded() {
+        let rule = Rule {
+            min_absolute_delta: 1.0,
+            ..rule(Deviation)
+        };
+        let steep = detect_drift(&sloped(1.0, 0.0, 100, 0.0), &rule);
+        assert!(steep.drifting);
+        assert_eq!(steep.deviation_sigmas, f64::INFINITY);
+        let held_back = detect_drift(&sloped(0.001, 0.0, 100, 0.0), &rule);
+        assert!(!held_back.drifting);
+        assert_eq!(held_back.deviation_sigmas, f64::INFINITY);
+    }
+
+    #[test]
+    fn drift_needs_24_samples_and_drift_enabled() {
+        let enabled = rule(Deviation);
+        let disabled = Rule {
+            drift_enabled: false,
+            ..enabled
+        };
+        assert!(!detect_drift(&sloped(10.0, 1.0, 23, 0.0), &enabled).drifting);
+        assert!(detect_drift(&sloped(10.0, 1.0, 24, 0.0), &enabled).drifting);
+        assert!(!detect_drift(&sloped(10.0, 1.0, 100, 0.0), &disabled).drifting);
+    }
+
+    #[test]
+    fn drift_relative_floor_without_mean_is_ignored() {
+        let rule = Rule {
+            min_relative_delta: 0.5,
+            ..rule(Deviation)
+        };
+        assert!(drift_fires(100.0, 60.0, None, &rule));
+        assert!(!drift_fires(100.0, 60.0, Some(1000.0), &rule));
+        assert!(!drift_fires(60.0, 60.0, None, &rule));
+    }
+
+    #[test]
+    fn classify_cases() {
+        use FieldType::{Boolean, Number, String};
+        use InvalidReason::{NotANumber, NotAString, NotFinite, Null};
+        let category = |s: &str| Ok(Sample::Category(s.to_owned()));
+        // (value, declared type, direction, expected)
+        let cases = [
+            (
+                number(1.5),
+                Some(Number),
+                Some(LowerIsBetter),
+                Ok(Sample::Number(1.5)),
+            ),
+            (
+                number(f64::NAN),
+                Some(Number),
+                Some(LowerIsBetter),
+                Err(NotFinite),
+            ),
+            (number(f64::INFINITY), None, Some(Deviation), Err(NotFinite)),
+            (number(f64::NEG_INFINITY), None, None, Err(NotFinite)),
+            (Value::Null, Some(Number), Some(HigherIsBetter), Err(Null)),
+            (text("12"), Some(Number), Some(Deviation), Err(NotANumber)),
+            (
+                Value::Bool(true),
+                None,
+                Some(LowerIsBetter),
+                Err(NotANumber),
+            ),
+            (number(3.0), Some(String), Some(Dominance), Err(NotAString)),
+            (number(3.0), Some(String), None, Err(NotAString)),
+            (Value::Null, Some(String), Some(Dominance), Err(Null)),
+            (Value::Null, Some(Boolean), None, Err(Null)),
+            (text("OK"), Some(String), Some(Dominance), category("OK")),
+            (
+                Value::Bool(false),
+                Some(Boolean),
+                Some(Dominance),
+                category("false"),
+            ),
+            (
+                number(200.0),
+                Some(Number),
+                Some(Dominance),
+                Ok(Sample::Number(200.0)),
+            ),
+            (
+                number(f64::NAN),
+                Some(Number),
+                Some(Dominance),
+                Err(NotFinite),
+            ),
+            (text("x"), Some(Number), None, Err(NotANumber)),
+            (text("x"), None, None, category("x")),
+            (number(4.0), None, None, Ok(Sample::Number(4.0))),
+        ];
+        for (value, field_type, direction, expected) in cases {
+            assert_eq!(
+                classify(&value, field_type, direction),
+                expected,
+                "{value:?} as {field_type:?} with {direction:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn evaluate_numeric_cases() {
+        // (direction, μ, σ, value, expected)
+        let cases = [
+            (
+                LowerIsBetter,
+                100.0,
+                10.0,
+                105.0,
+                Outcome::Normal { deviation: 0.5 },
+            ),
+            (
+                LowerIsBetter,
+                100.0,
+                10.0,
+                200.0,
+                Outcome::Anomalous {
+                    deviation: 10.0,
+                    direction: RowDirection::Above,
+                },
+            ),
+            (
+                HigherIsBetter,
+                99.0,
+                1.0,
+                50.0,
+                Outcome::Anomalous {
+                    deviation: 49.0,
+                    direction: RowDirection::Below,
+                },
+            ),
+            (
+                HigherIsBetter,
+                95.0,
+                1.0,
+                100.0,
+                Outcome::Normal { deviation: 5.0 },
+            ),
+            (
+                Deviation,
+                200.0,
+                5.0,
+                500.0,
+                Outcome::Anomalous {
+                    deviation: 60.0,
+                    direction: RowDirection::Above,
+                },
+            ),
+            (
+                LowerIsBetter,
+                100.0,
+                0.0,
+                101.0,
+                Outcome::Anomalous {
+                    deviation: 0.0,
+                    direction: RowDirection::Above,
+                },
+            ),
+            (
+                LowerIsBetter,
+                100.0,
+                10.0,
+                f64::NAN,
+                Outcome::Invalid(InvalidReason::NotFinite),
+            ),
+        ];
+        for (direction, mu, sigma, x, expected) in cases {
+            let outcome = evaluate(&number(x), &baseline(mu, sigma), &rule(direction));
+            assert_eq!(outcome, expected, "{x} against {direction} μ{mu} σ{sigma}");
+        }
+    }
+
+    #[test]
+    fn evaluate_categorical_cases() {
+        let flip = Outcome::Anomalous {
+            deviation: 0.0,
+            direction: RowDirection::Changed,
+        };
+        let same = Outcome::Normal { deviation: 0.0 };
+        // (dominant value, value, expected)
+        let cases = [
+            ("OK", text("ERROR"), flip.clone()),
+            ("OK", text("OK"), same.clone()),
+            ("true", Value::Bool(false), flip.clone()),
+            ("true", Value::Bool(true), same.clone()),
+            ("200", number(200.0), same.clone()),
+            ("200", number(503.0), flip),
+            ("OK", Value::Null, Outcome::Invalid(InvalidReason::Null)),
+        ];
+        for (dominant, value, expected) in cases {
+            let outcome = evaluate(&value, &dominated(dominant, 0.95), &rule(Dominance));
+            assert_eq!(outcome, expected, "{value:?} against {dominant}");
+        }
+    }
+
+    #[test]
+    fn number_string_cases() {
+        let cases = [(200.0, "200"), (1.5, "1.5"), (-0.0, "0"), (-3.25, "-3.25")];
+        for (x, expected) in cases {
+            assert_eq!(number_string(x), expected);
+        }
     }
 }

@@ -23,11 +23,11 @@ pub mod defaults {
     pub const NOTIFY: bool = true;
     /// Baseline window in hours (7 days).
     pub const BASELINE_WINDOW_HOURS: u32 = 7 * 24;
-    /// Largest confirmation window accepted.
+    /// Maximum confirmation window.
     pub const MAX_CONFIRMATION_WINDOW: u32 = 100;
-    /// Shortest baseline window accepted, in hours.
+    /// Minimum baseline window, in hours.
     pub const MIN_BASELINE_WINDOW_HOURS: u32 = 1;
-    /// Longest baseline window accepted, in hours (90 days).
+    /// Maximum baseline window, in hours (90 days).
     pub const MAX_BASELINE_WINDOW_HOURS: u32 = 90 * 24;
 }
 
@@ -475,5 +475,489 @@ impl EffectiveSettings {
             min_absolute_delta: self.min_absolute_delta.value,
             min_relative_delta: self.min_relative_delta.value,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::engine::FieldType;
+
+    const PATH: &str = "collectors.healthcheck-http.request.responseTimeMs";
+
+    fn template(enabled: bool, field: Option<FieldOverride>) -> TemplateSettings {
+        TemplateSettings {
+            enabled,
+            field_overrides: field.map(|f| (PATH.to_owned(), f)).into_iter().collect(),
+            ..TemplateSettings::default()
+        }
+    }
+
+    fn assignment(enabled: Option<bool>, field: Option<FieldOverride>) -> AssignmentSettings {
+        AssignmentSettings {
+            enabled,
+            field_overrides: field.map(|f| (PATH.to_owned(), f)).into_iter().collect(),
+            ..AssignmentSettings::default()
+        }
+    }
+
+    fn schema() -> SchemaField {
+        SchemaField {
+            name: "responseTimeMs".to_owned(),
+            field_type: FieldType::Number,
+            enabled: true,
+            direction: Some(Direction::LowerIsBetter),
+            sensitivity: Some(1.5),
+            confirmation_window: Some(5),
+            drift_enabled: Some(false),
+            drift_threshold: Some(3.0),
+            min_absolute_delta: Some(50.0),
+            min_relative_delta: Some(0.5),
+            unit: Some("ms".to_owned()),
+            label: None,
+        }
+    }
+
+    #[test]
+    fn nothing_supplied_gives_engine_defaults() {
+        let settings = resolve(PATH, None, None, None);
+        let default = Layer::EngineDefault;
+        assert_eq!(settings.enabled, set(true, default));
+        assert_eq!(settings.sensitivity, set(1.0, default));
+        assert_eq!(settings.confirmation_window, set(3, default));
+        assert_eq!(settings.direction, set(None, default));
+        assert_eq!(settings.drift_enabled, set(true, default));
+        assert_eq!(settings.drift_threshold, set(2.0, default));
+        assert_eq!(settings.min_absolute_delta, set(0.0, default));
+        assert_eq!(settings.min_relative_delta, set(0.0, default));
+        assert_eq!(settings.baseline_window.value.to_string(), "7d");
+        assert_eq!(settings.notify, set(true, default));
+        assert_eq!(settings.rule(), None);
+    }
+
+    #[test]
+    fn master_switch_cases() {
+        let off = FieldOverride {
+            enabled: Some(false),
+            ..FieldOverride::default()
+        };
+        // (template, assignment, enabled, layer)
+        let cases = [
+            (Some(template(false, None)), None, false, Layer::Template),
+            (
+                Some(template(false, None)),
+                Some(assignment(Some(true), None)),
+                true,
+                Layer::Assignment,
+            ),
+            (
+                Some(template(true, Some(off.clone()))),
+                None,
+                false,
+                Layer::TemplateFieldOverride,
+            ),
+            (
+                Some(template(true, None)),
+                Some(assignment(None, Some(off))),
+                false,
+                Layer::AssignmentFieldOverride,
+            ),
+            (
+                None,
+                Some(assignment(None, None)),
+                true,
+                Layer::EngineDefault,
+            ),
+        ];
+        for (template, assignment, enabled, layer) in cases {
+            let settings = resolve(PATH, template.as_ref(), assignment.as_ref(), None);
+            assert_eq!(
+                settings.enabled,
+                set(enabled, layer),
+                "{template:?} {assignment:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_field_override_sets_values() {
+        let field = FieldOverride {
+            sensitivity: Some(2.0),
+            confirmation_window: Some(5),
+            drift_enabled: Some(false),
+            drift_threshold: Some(4.0),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(field));
+        let settings = resolve(PATH, Some(&template), None, None);
+        let layer = Layer::TemplateFieldOverride;
+        assert_eq!(settings.sensitivity, set(2.0, layer));
+        assert_eq!(settings.confirmation_window, set(5, layer));
+        assert_eq!(settings.drift_enabled, set(false, layer));
+        assert_eq!(settings.drift_threshold, set(4.0, layer));
+    }
+
+    #[test]
+    fn assignment_field_override_replaces_template_entry() {
+        let template_field = FieldOverride {
+            sensitivity: Some(2.0),
+            min_absolute_delta: Some(80.0),
+            ..FieldOverride::default()
+        };
+        let assignment_field = FieldOverride {
+            sensitivity: Some(0.5),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(template_field));
+        let assignment = assignment(None, Some(assignment_field));
+        let settings = resolve(PATH, Some(&template), Some(&assignment), None);
+        assert_eq!(
+            settings.sensitivity,
+            set(0.5, Layer::AssignmentFieldOverride)
+        );
+        // The template's floor is not merged into the assignment's entry.
+        assert_eq!(settings.min_absolute_delta, set(0.0, Layer::EngineDefault));
+    }
+
+    #[test]
+    fn template_entry_applies_without_assignment_entry() {
+        let template_field = FieldOverride {
+            sensitivity: Some(2.0),
+            ..FieldOverride::default()
+        };
+        let other_path = FieldOverride {
+            sensitivity: Some(0.5),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(template_field));
+        let assignment = AssignmentSettings {
+            field_overrides: BTreeMap::from([("collectors.other.field".to_owned(), other_path)]),
+            ..AssignmentSettings::default()
+        };
+        let settings = resolve(PATH, Some(&template), Some(&assignment), None);
+        assert_eq!(settings.sensitivity, set(2.0, Layer::TemplateFieldOverride));
+    }
+
+    #[test]
+    fn schema_annotations_fill_in() {
+        let schema = schema();
+        let settings = resolve(PATH, None, None, Some(&schema));
+        let layer = Layer::SchemaAnnotation;
+        assert_eq!(settings.sensitivity, set(1.5, layer));
+        assert_eq!(settings.confirmation_window, set(5, layer));
+        assert_eq!(settings.drift_enabled, set(false, layer));
+        assert_eq!(settings.drift_threshold, set(3.0, layer));
+        assert_eq!(settings.min_absolute_delta, set(50.0, layer));
+        assert_eq!(settings.min_relative_delta, set(0.5, layer));
+        assert_eq!(
+            settings.direction,
+            set(Some(Direction::LowerIsBetter), layer)
+        );
+    }
+
+    #[test]
+    fn field_override_beats_schema() {
+        let field = FieldOverride {
+            sensitivity: Some(0.7),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(field));
+        let schema = schema();
+        let settings = resolve(PATH, Some(&template), None, Some(&schema));
+        assert_eq!(settings.sensitivity, set(0.7, Layer::TemplateFieldOverride));
+        assert_eq!(
+            settings.confirmation_window,
+            set(5, Layer::SchemaAnnotation)
+        );
+    }
+
+    #[test]
+    fn direction_cases() {
+        let with_direction = FieldOverride {
+            direction: Some(Direction::Deviation),
+            ..FieldOverride::default()
+        };
+        let template_with = template(true, Some(with_direction));
+        let template_without = template(true, None);
+        let schema = schema();
+        let cases = [
+            (
+                resolve(PATH, Some(&template_with), None, None),
+                set(Some(Direction::Deviation), Layer::TemplateFieldOverride),
+            ),
+            (
+                resolve(PATH, Some(&template_without), None, None),
+                set(None, Layer::EngineDefault),
+            ),
+            (
+                resolve(PATH, Some(&template_with), None, Some(&schema)),
+                set(Some(Direction::Deviation), Layer::TemplateFieldOverride),
+            ),
+        ];
+        for (settings, expected) in cases {
+            assert_eq!(settings.direction, expected);
+        }
+    }
+
+    #[test]
+    fn explicit_zero_counts_as_set() {
+        let field = FieldOverride {
+            sensitivity: Some(0.0),
+            min_absolute_delta: Some(0.0),
+            drift_enabled: Some(false),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(field));
+        let schema = schema();
+        let settings = resolve(PATH, Some(&template), None, Some(&schema));
+        let layer = Layer::TemplateFieldOverride;
+        assert_eq!(settings.sensitivity, set(0.0, layer));
+        assert_eq!(settings.min_absolute_delta, set(0.0, layer));
+        assert_eq!(settings.drift_enabled, set(false, layer));
+    }
+
+    #[test]
+    fn global_legacy_keys_are_never_read() {
+        let json = r#"{"enabled": true, "sensitivity": 9, "confirmationWindow": 9,
+            "driftEnabled": false, "driftThreshold": 9, "fieldOverrides": {}}"#;
+        let assignment: AssignmentSettings =
+            serde_json::from_str(json).expect("legacy keys are ignored");
+        let settings = resolve(PATH, None, Some(&assignment), None);
+        assert_eq!(settings.sensitivity.value, 1.0);
+        assert_eq!(settings.confirmation_window.value, 3);
+        assert!(settings.drift_enabled.value);
+        assert_eq!(settings.drift_threshold.value, 2.0);
+    }
+
+    #[test]
+    fn window_and_notify_resolve_from_assignment_then_template() {
+        let template = TemplateSettings {
+            baseline_window: BaselineWindow::parse("14d").expect("14d is valid"),
+            notify: false,
+            ..TemplateSettings::default()
+        };
+        let assignment = AssignmentSettings {
+            baseline_window: Some(BaselineWindow::parse("36h").expect("36h is valid")),
+            ..AssignmentSettings::default()
+        };
+        let settings = resolve(PATH, Some(&template), Some(&assignment), None);
+        assert_eq!(settings.baseline_window.value.hours(), 36);
+        assert_eq!(settings.baseline_window.layer, Layer::Assignment);
+        assert_eq!(settings.notify, set(false, Layer::Template));
+    }
+
+    #[test]
+    fn rule_needs_enabled_and_direction() {
+        let schema = schema();
+        let enabled = resolve(PATH, None, None, Some(&schema));
+        let rule = enabled
+            .rule()
+            .expect("an enabled field with a direction has a rule");
+        assert_eq!(rule.direction, Direction::LowerIsBetter);
+        assert_eq!(rule.sensitivity, 1.5);
+        assert_eq!(rule.confirmation_window, 5);
+        assert!(!rule.drift_enabled);
+        assert_eq!(rule.drift_threshold, 3.0);
+        assert_eq!(rule.min_absolute_delta, 50.0);
+        assert_eq!(rule.min_relative_delta, 0.5);
+
+        let off = template(false, None);
+        assert_eq!(resolve(PATH, Some(&off), None, Some(&schema)).rule(), None);
+        let disabled_schema = SchemaField {
+            enabled: false,
+            direction: None,
+            ..schema
+        };
+        assert_eq!(
+            resolve(PATH, None, None, Some(&disabled_schema)).rule(),
+            None
+        );
+    }
+
+    #[test]
+    fn baseline_window_parse_cases() {
+        // (text, hours or None when invalid)
+        let cases = [
+            ("7d", Some(168)),
+            ("36h", Some(36)),
+            ("1h", Some(1)),
+            ("90d", Some(2160)),
+            ("2160h", Some(2160)),
+            ("0h", None),
+            ("0d", None),
+            ("91d", None),
+            ("2161h", None),
+            ("7", None),
+            ("d", None),
+            ("-1d", None),
+            ("+1d", None),
+            ("1.5d", None),
+            ("7D", None),
+            (" 7d", None),
+            ("1w", None),
+            ("99999999999d", None),
+        ];
+        for (text, hours) in cases {
+            let parsed = BaselineWindow::parse(text).ok().map(BaselineWindow::hours);
+            assert_eq!(parsed, hours, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn baseline_window_display_and_millis() {
+        let cases = [("7d", "7d"), ("36h", "36h"), ("48h", "2d"), ("1h", "1h")];
+        for (text, shown) in cases {
+            let window = BaselineWindow::parse(text).expect("case is valid");
+            assert_eq!(window.to_string(), shown);
+        }
+        assert_eq!(BaselineWindow::default().to_string(), "7d");
+        assert_eq!(BaselineWindow::default().as_millis(), 7 * 24 * 3_600_000);
+    }
+
+    #[test]
+    fn baseline_window_error_names_key_and_range() {
+        let error = BaselineWindow::parse("7w").expect_err("7w is invalid");
+        assert_eq!(error.key(), "baselineWindow");
+        let message = error.to_string();
+        assert!(message.contains("\"7w\""), "{message}");
+        assert!(
+            message.contains("1h") && message.contains("90d"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn baseline_window_serde_uses_string_form() {
+        let window = BaselineWindow::parse("36h").expect("36h is valid");
+        let json = serde_json::to_string(&window).expect("window encodes as json");
+        assert_eq!(json, "\"36h\"");
+        let decoded: BaselineWindow = serde_json::from_str(&json).expect("window decodes");
+        assert_eq!(decoded, window);
+        let bytes = postcard::to_stdvec(&window).expect("window encodes with postcard");
+        let decoded: BaselineWindow = postcard::from_bytes(&bytes).expect("window decodes");
+        assert_eq!(decoded, window);
+        let invalid = serde_json::from_str::<BaselineWindow>("\"0h\"");
+        assert!(invalid.is_err());
+    }
+
+    #[test]
+    fn template_settings_round_trip_through_postcard() {
+        let template = template(
+            true,
+            Some(FieldOverride {
+                sensitivity: Some(2.0),
+                ..FieldOverride::default()
+            }),
+        );
+        let bytes = postcard::to_stdvec(&template).expect("template encodes");
+        let decoded: TemplateSettings = postcard::from_bytes(&bytes).expect("template decodes");
+        assert_eq!(decoded, template);
+    }
+
+    #[test]
+    fn template_default_values() {
+        let template = TemplateSettings::default();
+        assert!(template.enabled);
+        assert!(template.notify);
+        assert_eq!(template.baseline_window.hours(), 168);
+        assert!(template.field_overrides.is_empty());
+    }
+
+    #[test]
+    fn direction_parse_cases() {
+        for name in Direction::NAMES {
+            let direction = Direction::parse(name).expect("every listed name parses");
+            assert_eq!(direction.name(), name);
+        }
+        let error = Direction::parse("up").expect_err("up is not a direction");
+        assert!(error.to_string().contains("dominance"), "{error}");
+    }
+
+    #[test]
+    fn field_override_validation_cases() {
+        // (override, keys reported)
+        let cases: Vec<(FieldOverride, Vec<&str>)> = vec![
+            (FieldOverride::default(), vec![]),
+            (
+                FieldOverride {
+                    sensitivity: Some(0.0),
+                    ..FieldOverride::default()
+                },
+                vec!["sensitivity"],
+            ),
+            (
+                FieldOverride {
+                    sensitivity: Some(f64::NAN),
+                    drift_threshold: Some(-1.0),
+                    ..FieldOverride::default()
+                },
+                vec!["sensitivity", "driftThreshold"],
+            ),
+            (
+                FieldOverride {
+                    confirmation_window: Some(0),
+                    ..FieldOverride::default()
+                },
+                vec!["confirmationWindow"],
+            ),
+            (
+                FieldOverride {
+                    confirmation_window: Some(101),
+                    ..FieldOverride::default()
+                },
+                vec!["confirmationWindow"],
+            ),
+            (
+                FieldOverride {
+                    confirmation_window: Some(100),
+                    min_absolute_delta: Some(0.0),
+                    ..FieldOverride::default()
+                },
+                vec![],
+            ),
+            (
+                FieldOverride {
+                    min_absolute_delta: Some(-0.5),
+                    min_relative_delta: Some(f64::INFINITY),
+                    ..FieldOverride::default()
+                },
+                vec!["minAbsoluteDelta", "minRelativeDelta"],
+            ),
+        ];
+        for (field, keys) in cases {
+            let found: Vec<String> = match field.validate() {
+                Ok(()) => vec![],
+                Err(problems) => problems.iter().map(|p| p.key().to_owned()).collect(),
+            };
+            assert_eq!(found, keys, "{field:?}");
+        }
+    }
+
+    #[test]
+    fn settings_validation_prefixes_field_path() {
+        let bad = FieldOverride {
+            sensitivity: Some(-1.0),
+            confirmation_window: Some(0),
+            ..FieldOverride::default()
+        };
+        let template = template(true, Some(bad.clone()));
+        let problems = template.validate().expect_err("two values are invalid");
+        let keys: Vec<&str> = problems.iter().map(SettingsError::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "fieldOverrides.collectors.healthcheck-http.request.responseTimeMs.sensitivity",
+                "fieldOverrides.collectors.healthcheck-http.request.responseTimeMs.confirmationWindow",
+            ]
+        );
+        assert!(problems[0].to_string().contains("greater than 0"));
+        let assignment = AssignmentSettings {
+            field_overrides: BTreeMap::from([("a".to_owned(), bad)]),
+            ..AssignmentSettings::default()
+        };
+        assert_eq!(assignment.validate().map_err(|p| p.len()), Err(2));
+        assert_eq!(TemplateSettings::default().validate(), Ok(()));
     }
 }

@@ -2,14 +2,16 @@
 //! sample index, dominant value) and the mergeable [`Summary`] that reproduces them from per-hour
 //! pieces.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Baseline, Sample, Timestamp};
 
-/// Fewest samples a baseline (and a drift test) is computed from.
+/// Minimum number of samples a baseline (and a drift test) needs.
 pub const MIN_BASELINE_SAMPLES: u64 = 24;
 
-/// Most distinct values one [`Summary`] counts individually.
+/// Maximum number of distinct values one [`Summary`] counts individually.
 pub const MAX_TRACKED_VALUES: usize = 64;
 
 /// Returns the arithmetic mean, or 0 for no values.
@@ -144,8 +146,9 @@ impl Summary {
         self.merge_moments(later);
         self.count += later.count;
         self.overflow_count += later.overflow_count;
-        for (value, count) in &later.values {
-            self.add_count(value, *count);
+        let slots = self.slots_of(&later.values);
+        for ((value, count), slot) in later.values.iter().zip(slots) {
+            self.add_count(value, *count, slot);
         }
         self.dominant = self.merged_dominant();
     }
@@ -239,9 +242,25 @@ impl Summary {
         }
     }
 
-    /// Adds `count` occurrences of `text` during a merge, without updating the dominant value.
-    fn add_count(&mut self, text: &str, count: u64) {
-        if let Some(slot) = self.values.iter().position(|(v, _)| v == text) {
+    /// Finds the slot of each of `values` in this summary's table. A hash index replaces the
+    /// linear scans, which cost up to 64 × 64 string comparisons per merge on numeric data.
+    fn slots_of(&self, values: &[(String, u64)]) -> Vec<Option<usize>> {
+        let index: HashMap<&str, usize> = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(slot, (value, _))| (value.as_str(), slot))
+            .collect();
+        values
+            .iter()
+            .map(|(value, _)| index.get(value.as_str()).copied())
+            .collect()
+    }
+
+    /// Adds `count` occurrences of `text`, found at `slot` or new, during a merge without
+    /// updating the dominant value.
+    fn add_count(&mut self, text: &str, count: u64, slot: Option<usize>) {
+        if let Some(slot) = slot {
             self.values[slot].1 += count;
         } else if self.values.len() < MAX_TRACKED_VALUES {
             self.values.push((text.to_owned(), count));
@@ -281,4 +300,230 @@ impl Summary {
 
 fn to_slot(slot: usize) -> u32 {
     u32::try_from(slot).expect("value slots are bounded by MAX_TRACKED_VALUES")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(actual: f64, expected: f64, tolerance: f64) -> bool {
+        (actual - expected).abs() <= tolerance
+    }
+
+    #[test]
+    fn mean_cases() {
+        let cases: &[(&[f64], f64)] = &[
+            (&[2.0, 4.0, 6.0, 8.0], 5.0),
+            (&[1.0, 1.0, 1.0, 1.0], 1.0),
+            (&[], 0.0),
+            (&[-1.5, 2.5, 0.0], 1.0 / 3.0),
+            (&[-10.0, -20.0, -30.0], -20.0),
+        ];
+        for (values, expected) in cases {
+            assert!(close(mean(values), *expected, 1e-5), "mean of {values:?}");
+        }
+    }
+
+    #[test]
+    fn std_dev_cases() {
+        let cases: &[(&[f64], f64)] = &[
+            (&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], 2.0),
+            (&[0.0, 2.0, 4.0], 1.63299),
+            (&[5.0], 0.0),
+            (&[], 0.0),
+        ];
+        for (values, expected) in cases {
+            assert!(close(std_dev(values), *expected, 1e-5), "σ of {values:?}");
+        }
+    }
+
+    #[test]
+    fn slope_cases() {
+        let cases: &[(&[f64], f64)] = &[
+            (&[0.0, 2.0, 4.0, 6.0, 8.0], 2.0),
+            (&[10.0, 8.0, 6.0, 4.0], -2.0),
+            (&[3.0, 3.0, 3.0], 0.0),
+            (&[1.0, 3.0, 2.0, 4.0, 5.0], 0.9),
+            (&[7.0], 0.0),
+            (&[], 0.0),
+        ];
+        for (values, expected) in cases {
+            assert!(close(slope(values), *expected, 1e-9), "slope of {values:?}");
+        }
+    }
+
+    #[test]
+    fn dominance_cases() {
+        let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let cases: &[(&str, Option<(&str, f64)>)] = &[
+            (
+                "success success error success timeout",
+                Some(("success", 0.6)),
+            ),
+            ("true true false", Some(("true", 2.0 / 3.0))),
+            ("a b a b", Some(("a", 0.5))),
+            ("b a a b", Some(("a", 0.5))),
+        ];
+        for (input, expected) in cases {
+            let found = dominance(&words(input));
+            let found = found.as_ref().map(|(v, r)| (v.as_str(), *r));
+            match (found, expected) {
+                (Some((value, ratio)), Some((want, share))) => {
+                    assert_eq!(value, *want, "dominant of {input}");
+                    assert!(close(ratio, *share, 1e-4), "share of {input}");
+                }
+                _ => panic!("dominance of {input}: got {found:?}, want {expected:?}"),
+            }
+        }
+        assert_eq!(dominance::<String>(&[]), None);
+    }
+
+    #[test]
+    fn dominance_tells_number_from_string() {
+        let values = [
+            Sample::Category("1".to_owned()),
+            Sample::Number(1.0),
+            Sample::Number(1.0),
+        ];
+        assert_eq!(dominance(&values), Some((Sample::Number(1.0), 2.0 / 3.0)));
+    }
+
+    fn numbers(values: &[f64]) -> Vec<Sample> {
+        values.iter().map(|x| Sample::Number(*x)).collect()
+    }
+
+    fn categories(values: &[&str]) -> Vec<Sample> {
+        values
+            .iter()
+            .map(|s| Sample::Category((*s).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn summary_matches_direct_formulas() {
+        let values: Vec<f64> = (0..30).map(|i| 100.0 + (i * 7 % 11) as f64).collect();
+        let baseline = Summary::of(&numbers(&values))
+            .to_baseline(Timestamp(5))
+            .expect("30 samples make a baseline");
+        assert!(close(baseline.mean, mean(&values), 1e-12));
+        assert!(close(baseline.std_dev, std_dev(&values), 1e-12));
+        assert!(close(baseline.slope, slope(&values), 1e-12));
+        assert_eq!(baseline.sample_count, 30);
+        assert_eq!(baseline.computed_at, Timestamp(5));
+    }
+
+    #[test]
+    fn summary_yields_baseline_at_24_samples() {
+        let mut summary = Summary::of(&numbers(&[1.0; 23]));
+        assert_eq!(summary.to_baseline(NOW_TS), None);
+        summary.push(&Sample::Number(1.0));
+        assert!(summary.to_baseline(NOW_TS).is_some());
+    }
+
+    const NOW_TS: Timestamp = Timestamp(0);
+
+    #[test]
+    fn categorical_summary_has_zero_moments() {
+        let mut samples = categories(&["OK"; 23]);
+        samples.push(Sample::Category("ERROR".to_owned()));
+        let baseline = Summary::of(&samples)
+            .to_baseline(NOW_TS)
+            .expect("24 samples make a baseline");
+        assert_eq!(baseline.mean, 0.0);
+        assert_eq!(baseline.std_dev, 0.0);
+        assert_eq!(baseline.slope, 0.0);
+        assert_eq!(baseline.dominant_value.as_deref(), Some("OK"));
+        assert!(close(
+            baseline.dominant_ratio.unwrap_or(0.0),
+            23.0 / 24.0,
+            1e-12
+        ));
+    }
+
+    #[test]
+    fn numeric_summary_counts_string_forms() {
+        let mut values = vec![200.0; 20];
+        values.extend([500.0; 4]);
+        let baseline = Summary::of(&numbers(&values))
+            .to_baseline(NOW_TS)
+            .expect("24 samples make a baseline");
+        assert_eq!(baseline.dominant_value.as_deref(), Some("200"));
+        assert!(close(
+            baseline.dominant_ratio.unwrap_or(0.0),
+            20.0 / 24.0,
+            1e-12
+        ));
+    }
+
+    #[test]
+    fn overflow_values_count_but_never_dominate() {
+        let mut samples: Vec<Sample> = (0..MAX_TRACKED_VALUES)
+            .map(|i| Sample::Number(i as f64))
+            .collect();
+        samples.extend(std::iter::repeat_n(Sample::Number(-1.0), 10));
+        let summary = Summary::of(&samples);
+        assert_eq!(summary.values.len(), MAX_TRACKED_VALUES);
+        assert_eq!(summary.overflow_count, 10);
+        let baseline = summary
+            .to_baseline(NOW_TS)
+            .expect("74 samples make a baseline");
+        assert_eq!(baseline.dominant_value.as_deref(), Some("0"));
+        assert!(close(
+            baseline.dominant_ratio.unwrap_or(0.0),
+            1.0 / 74.0,
+            1e-12
+        ));
+        assert_eq!(baseline.sample_count, 74);
+    }
+
+    #[test]
+    fn merge_keeps_tracked_values_bounded() {
+        let first: Vec<Sample> = (0..60).map(|i| Sample::Number(i as f64)).collect();
+        let second: Vec<Sample> = (100..110).map(|i| Sample::Number(i as f64)).collect();
+        let mut merged = Summary::of(&first);
+        merged.merge(&Summary::of(&second));
+        assert_eq!(merged.values.len(), MAX_TRACKED_VALUES);
+        assert_eq!(merged.overflow_count, 6);
+        assert_eq!(merged.count(), 70);
+    }
+
+    #[test]
+    fn merge_tie_prefers_earlier_dominant() {
+        let mut merged = Summary::of(&categories(&["a", "a", "b"]));
+        merged.merge(&Summary::of(&categories(&["b", "c"])));
+        let slot = merged.dominant.expect("a dominant value exists") as usize;
+        assert_eq!(merged.values[slot].0, "a");
+    }
+
+    #[test]
+    fn merge_tie_without_earlier_dominant_takes_first_seen() {
+        let mut merged = Summary::of(&categories(&["a", "b", "c"]));
+        merged.merge(&Summary::of(&categories(&["c", "b", "b", "c"])));
+        let slot = merged.dominant.expect("a dominant value exists") as usize;
+        assert_eq!(merged.values[slot].0, "b");
+    }
+
+    #[test]
+    fn merge_with_empty_changes_nothing() {
+        let summary = Summary::of(&numbers(&[1.0, 2.0, 4.0]));
+        let mut merged = summary.clone();
+        merged.merge(&Summary::default());
+        assert_eq!(merged, summary);
+        let mut from_empty = Summary::default();
+        from_empty.merge(&summary);
+        assert_eq!(from_empty, summary);
+    }
+
+    #[test]
+    fn summary_round_trips_through_postcard_and_json() {
+        let mut samples = numbers(&[1.5, 2.5, 2.5]);
+        samples.extend(categories(&["x"]));
+        let summary = Summary::of(&samples);
+        let bytes = postcard::to_stdvec(&summary).expect("summary encodes");
+        let decoded: Summary = postcard::from_bytes(&bytes).expect("summary decodes");
+        assert_eq!(decoded, summary);
+        let json = serde_json::to_string(&summary).expect("summary encodes as json");
+        let decoded: Summary = serde_json::from_str(&json).expect("summary decodes from json");
+        assert_eq!(decoded, summary);
+    }
 }

@@ -1,0 +1,215 @@
+//! `kind: Notifier` documents (`anomalyd.dev/v1`): where notifications go. The url and header
+//! values are the only fields where `${{ secrets.NAME }}` templates are resolved.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::envelope::{NotifierRecord, read_string_map};
+use super::fields::{Fields, Issues, as_list, as_string, index};
+use super::node::{Node, Position};
+use super::secrets::SecretSource;
+use crate::config::{Importance, Notifier, NotifierFilters, NotifierFormat, Secret, Source};
+use crate::engine::Kind;
+
+/// Default request timeout.
+const DEFAULT_TIMEOUT_SECS: u32 = 10;
+
+/// Maximum request timeout a notifier may set.
+const MAX_TIMEOUT_SECS: u32 = 300;
+
+/// Reads the spec of a `Notifier` document and checks that its secrets resolve.
+pub(crate) fn read(
+    name: &str,
+    spec: &Node,
+    source: Source,
+    systems: &BTreeSet<String>,
+    secrets: &SecretSource,
+    issues: &mut Issues,
+) -> Option<NotifierRecord> {
+    let mut fields = Fields::open(spec, "spec", issues)?;
+    let url_at = fields.take("url").map_or(fields.at, |n| n.at);
+    let url = fields.required_string("url", "the webhook address, http:// or https://", issues);
+    let headers = read_string_map(&mut fields, "headers", issues).unwrap_or_default();
+    let timeout_secs = read_timeout(&mut fields, issues);
+    let format = read_format(&mut fields, issues);
+    let filters = read_filters(&mut fields, systems, issues);
+    fields.finish(issues);
+    let record = NotifierRecord {
+        name: name.to_owned(),
+        url: url?,
+        headers: headers
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect(),
+        timeout_secs: timeout_secs?,
+        format: format?,
+        filters: filters?,
+        source,
+    };
+    check_secrets(&record, url_at, &headers, secrets, issues).then_some(record)
+}
+
+/// Resolves the secrets of a stored notifier into the form the rest of the program uses.
+pub(crate) fn resolve(record: &NotifierRecord, secrets: &SecretSource) -> Result<Notifier, String> {
+    let url = secrets.resolve(&record.url).map_err(|e| e.to_string())?;
+    let mut headers = BTreeMap::new();
+    for (key, value) in &record.headers {
+        let value = secrets.resolve(value).map_err(|e| e.to_string())?;
+        headers.insert(key.clone(), Secret::new(value));
+    }
+    Ok(Notifier {
+        name: record.name.clone(),
+        url: Secret::new(url),
+        headers,
+        timeout_secs: record.timeout_secs,
+        format: record.format,
+        filters: record.filters.clone(),
+        source: record.source.clone(),
+    })
+}
+
+fn check_secrets(
+    record: &NotifierRecord,
+    url_at: Position,
+    headers: &BTreeMap<String, (String, Position)>,
+    secrets: &SecretSource,
+    issues: &mut Issues,
+) -> bool {
+    let mut ok = true;
+    match secrets.resolve(&record.url) {
+        Ok(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            let message = "the url must start with http:// or https:// once secrets are resolved";
+            issues.error(url_at, "spec.url", message);
+            ok = false;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            issues.error(url_at, "spec.url", e.to_string());
+            ok = false;
+        }
+    }
+    for (key, (value, at)) in headers {
+        if let Err(e) = secrets.resolve(value) {
+            issues.error(*at, &format!("spec.headers.{key}"), e.to_string());
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn read_timeout(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<u32> {
+    let Some(node) = fields.take("timeoutSeconds") else {
+        return Some(DEFAULT_TIMEOUT_SECS);
+    };
+    let timeout = fields.integer("timeoutSeconds", 1, issues)?;
+    if timeout > MAX_TIMEOUT_SECS {
+        let message = format!("must be at most {MAX_TIMEOUT_SECS} seconds, found {timeout}");
+        issues.error(node.at, &fields.child("timeoutSeconds"), message);
+        return None;
+    }
+    Some(timeout)
+}
+
+fn read_format(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<NotifierFormat> {
+    let Some(node) = fields.take("format") else {
+        return Some(NotifierFormat::Json);
+    };
+    let path = fields.child("format");
+    match as_string(node, &path, issues)?.as_str() {
+        "json" => Some(NotifierFormat::Json),
+        "slack" => Some(NotifierFormat::Slack),
+        other => {
+            issues.error(
+                node.at,
+                &path,
+                format!("unknown format \"{other}\"; allowed: json, slack"),
+            );
+            None
+        }
+    }
+}
+
+fn read_filters(
+    fields: &mut Fields<'_>,
+    systems: &BTreeSet<String>,
+    issues: &mut Issues,
+) -> Option<NotifierFilters> {
+    let Some(node) = fields.take("filters") else {
+        return Some(NotifierFilters::default());
+    };
+    let mut filters = Fields::open(node, &fields.child("filters"), issues)?;
+    let errors_before = issues.error_count();
+    let names = read_system_names(&mut filters, systems, issues);
+    let kinds = read_kinds(&mut filters, issues);
+    let importance = read_importance(&mut filters, issues);
+    filters.finish(issues);
+    let filters = NotifierFilters {
+        systems: names,
+        kinds,
+        min_importance: importance,
+    };
+    (issues.error_count() == errors_before).then_some(filters)
+}
+
+fn read_system_names(
+    filters: &mut Fields<'_>,
+    systems: &BTreeSet<String>,
+    issues: &mut Issues,
+) -> Vec<String> {
+    let Some(node) = filters.take("systems") else {
+        return Vec::new();
+    };
+    let path = filters.child("systems");
+    let items = as_list(node, &path, issues).unwrap_or_default();
+    let mut names = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(name) = as_string(item, &index(&path, i), issues) else {
+            continue;
+        };
+        if !systems.contains(&name) {
+            let message = format!(
+                "no System document defines \"{name}\"; kept in case the settings page does"
+            );
+            issues.warning(item.at, &index(&path, i), message);
+        }
+        names.push(name);
+    }
+    names
+}
+
+fn read_kinds(filters: &mut Fields<'_>, issues: &mut Issues) -> Vec<Kind> {
+    let Some(node) = filters.take("kinds") else {
+        return Vec::new();
+    };
+    let path = filters.child("kinds");
+    let items = as_list(node, &path, issues).unwrap_or_default();
+    let mut kinds = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match as_string(item, &index(&path, i), issues).as_deref() {
+            Some("spike") => kinds.push(Kind::Spike),
+            Some("drift") => kinds.push(Kind::Drift),
+            Some(other) => {
+                let message = format!("unknown kind \"{other}\"; allowed: spike, drift");
+                issues.error(item.at, &index(&path, i), message);
+            }
+            None => {}
+        }
+    }
+    kinds
+}
+
+fn read_importance(filters: &mut Fields<'_>, issues: &mut Issues) -> Importance {
+    let Some(node) = filters.take("minImportance") else {
+        return Importance::default();
+    };
+    let path = filters.child("minImportance");
+    match as_string(node, &path, issues).as_deref() {
+        Some("info") => Importance::Info,
+        Some("warning") => Importance::Warning,
+        Some(other) => {
+            let message = format!("unknown importance \"{other}\"; allowed: info, warning");
+            issues.error(node.at, &path, message);
+            Importance::default()
+        }
+        None => Importance::default(),
+    }
+}

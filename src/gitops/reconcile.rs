@@ -1,0 +1,387 @@
+//! The [`Reconciler`]: rescans the folder, validates it, diffs the result against the last good
+//! state stored in redb, applies the difference in one write transaction and publishes the new
+//! [`ConfigSnapshot`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use redb::Database;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use super::envelope::{Entity, EntityKind};
+use super::load::{FileScan, FolderScan, Limits, collect_problems, scan_folder};
+use super::secrets::SecretSource;
+use super::status::{DocumentStatus, StatusMessage, state_of, status_body};
+use super::tables::{self, Changes};
+use super::validate::{EntityKey, Previous, Validated, validate};
+use super::{Problem, notifier};
+use crate::config::ConfigSnapshot;
+
+/// Errors of loading or storing the folder's state. A bad file is not an error here: it is
+/// reported in the document status and keeps its last good state.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    #[error("cannot read the config folder {dir}: {source}; check that it exists and is readable")]
+    Folder {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("gitops store failed: {0}")]
+    Store(#[from] redb::Error),
+    #[error("gitops store holds a record that does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("gitops store is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! from_redb {
+    ($($error:ty),*) => {
+        $(impl From<$error> for ReconcileError {
+            fn from(e: $error) -> Self {
+                ReconcileError::Store(e.into())
+            }
+        })*
+    };
+}
+
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What one rescan found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RescanReport {
+    /// True when the configuration in effect changed.
+    pub changed: bool,
+    /// Status of every document and of every file that could not be read.
+    pub documents: Vec<DocumentStatus>,
+    /// Every finding, including skipped folder entries, in `file:line:col` order.
+    pub problems: Vec<Problem>,
+}
+
+/// Settings of a reconciler.
+#[derive(Debug, Clone)]
+pub struct ReconcilerOptions {
+    pub dir: PathBuf,
+    pub secrets: SecretSource,
+    pub limits: Limits,
+}
+
+impl ReconcilerOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            secrets: SecretSource::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Access to the shared redb file, so the reconciler can sit beside whatever owns the file.
+pub trait DatabaseHandle: Send + Sync + 'static {
+    fn database(&self) -> &Database;
+}
+
+impl DatabaseHandle for Database {
+    fn database(&self) -> &Database {
+        self
+    }
+}
+
+/// State between rescans: the stored entities and status rows.
+struct Applied {
+    previous: Previous,
+    status: Vec<DocumentStatus>,
+}
+
+/// Keeps the configuration in effect in line with the folder.
+pub struct Reconciler {
+    options: ReconcilerOptions,
+    db: Arc<dyn DatabaseHandle>,
+    applied: Mutex<Applied>,
+    snapshot: watch::Sender<Arc<ConfigSnapshot>>,
+    reports: watch::Sender<Option<Arc<RescanReport>>>,
+}
+
+impl Reconciler {
+    /// Loads the last good state from the store, so the configuration is in effect before the
+    /// first rescan, even when files are broken at start.
+    pub fn open(
+        options: ReconcilerOptions,
+        db: Arc<impl DatabaseHandle>,
+    ) -> Result<Self, ReconcileError> {
+        let previous = tables::load_entities(db.database())?;
+        let status = tables::load_status(db.database())?;
+        let snapshot = build_snapshot(&previous.entities, &options.secrets);
+        Ok(Self {
+            options,
+            db,
+            applied: Mutex::new(Applied { previous, status }),
+            snapshot: watch::Sender::new(Arc::new(snapshot)),
+            reports: watch::Sender::new(None),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    /// The configuration in effect.
+    pub fn snapshot(&self) -> Arc<ConfigSnapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver notified of every change of the configuration in effect.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ConfigSnapshot>> {
+        self.snapshot.subscribe()
+    }
+
+    /// A receiver of the report of every rescan, changed or not.
+    pub fn subscribe_reports(&self) -> watch::Receiver<Option<Arc<RescanReport>>> {
+        self.reports.subscribe()
+    }
+
+    /// The status of every document after the last rescan.
+    pub fn status(&self) -> Vec<DocumentStatus> {
+        self.lock().status.clone()
+    }
+
+    /// The JSON body of `GET /api/v1/gitops`.
+    pub fn status_json(&self) -> String {
+        status_body(&self.lock().status)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Applied> {
+        // The state is replaced whole after a successful commit, so a poisoned lock still holds
+        // a consistent value.
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Rescans the whole folder and applies what changed. Blocking: call it from a thread or
+    /// `spawn_blocking`. Rescans are serialized.
+    pub fn rescan(&self) -> Result<Arc<RescanReport>, ReconcileError> {
+        let mut applied = self.lock();
+        let dir = &self.options.dir;
+        let scan =
+            scan_folder(dir, &self.options.limits).map_err(|source| ReconcileError::Folder {
+                dir: dir.clone(),
+                source,
+            })?;
+        let validated = validate(&scan, &applied.previous, &self.options.secrets);
+        let now = jiff::Timestamp::now();
+        let status = build_status(&scan, &validated, &applied, now);
+        let changes = diff(&applied, &validated, &status);
+        if !changes.is_empty() {
+            tables::apply(self.db.database(), &changes)?;
+        }
+        let report = Arc::new(RescanReport {
+            changed: !changes.upserts.is_empty() || !changes.removals.is_empty(),
+            documents: status.clone(),
+            problems: collect_problems(&scan, &validated),
+        });
+        log_rescan(&report, &changes);
+        *applied = Applied {
+            previous: Previous {
+                entities: validated.entities,
+            },
+            status,
+        };
+        self.publish(&applied.previous.entities, report.clone());
+        Ok(report)
+    }
+
+    fn publish(&self, entities: &BTreeMap<EntityKey, Entity>, report: Arc<RescanReport>) {
+        let snapshot = build_snapshot(entities, &self.options.secrets);
+        self.snapshot.send_if_modified(|current| {
+            if **current == snapshot {
+                return false;
+            }
+            *current = Arc::new(snapshot);
+            true
+        });
+        self.reports.send_replace(Some(report));
+    }
+}
+
+fn diff<'a>(
+    applied: &Applied,
+    validated: &'a Validated,
+    status: &'a [DocumentStatus],
+) -> Changes<'a> {
+    let old = &applied.previous.entities;
+    let new = &validated.entities;
+    let upserts = new
+        .iter()
+        .filter(|(key, entity)| old.get(key) != Some(entity));
+    let removals = old.keys().filter(|key| !new.contains_key(key)).cloned();
+    Changes {
+        upserts: upserts.collect(),
+        removals: removals.collect(),
+        status: (applied.status != status).then_some(status),
+    }
+}
+
+fn build_status(
+    scan: &FolderScan,
+    validated: &Validated,
+    applied: &Applied,
+    now: jiff::Timestamp,
+) -> Vec<DocumentStatus> {
+    let before = tables::index_status(&applied.status);
+    let mut rows = Vec::new();
+    for file in &scan.files {
+        if let FileScan::Failed { file, problem } = file {
+            let messages = vec![StatusMessage::from(problem)];
+            let last = before
+                .get(&(file.clone(), None))
+                .and_then(|r| r.last_applied);
+            rows.push(DocumentStatus {
+                file: file.clone(),
+                document: None,
+                kind: None,
+                name: None,
+                state: state_of(&messages),
+                messages,
+                kept_previous: kept_in_file(file, &validated.entities),
+                last_applied: last,
+            });
+        }
+    }
+    for outcome in &validated.documents {
+        let messages: Vec<StatusMessage> =
+            outcome.problems.iter().map(StatusMessage::from).collect();
+        let location = (outcome.file.clone(), Some(outcome.document));
+        let previous_row = before.get(&location);
+        let unchanged = outcome.applied && is_unchanged(outcome, applied, validated);
+        let last_applied = match (outcome.applied, previous_row) {
+            (true, Some(row)) if unchanged && row.last_applied.is_some() => row.last_applied,
+            (true, _) => Some(now),
+            (false, row) => row.and_then(|r| r.last_applied),
+        };
+        rows.push(DocumentStatus {
+            file: outcome.file.clone(),
+            document: Some(outcome.document),
+            kind: outcome.kind.clone(),
+            name: outcome.name.clone(),
+            state: state_of(&messages),
+            kept_previous: !outcome.applied && kept_at(outcome, &validated.entities),
+            messages,
+            last_applied,
+        });
+    }
+    rows.sort_by_key(DocumentStatus::sort_key);
+    rows
+}
+
+fn entity_key(outcome: &super::validate::DocumentOutcome) -> Option<EntityKey> {
+    let kind = EntityKind::ALL
+        .into_iter()
+        .find(|k| Some(k.as_str()) == outcome.kind.as_deref())?;
+    Some((kind, outcome.name.clone()?))
+}
+
+fn is_unchanged(
+    outcome: &super::validate::DocumentOutcome,
+    applied: &Applied,
+    validated: &Validated,
+) -> bool {
+    let Some(key) = entity_key(outcome) else {
+        return false;
+    };
+    applied.previous.entities.get(&key) == validated.entities.get(&key)
+}
+
+/// True when an entity from this file is in effect although the file failed.
+fn kept_in_file(file: &Path, entities: &BTreeMap<EntityKey, Entity>) -> bool {
+    entities.values().any(|e| match e.source() {
+        crate::config::Source::Yaml { file: f, .. } => f == file,
+        crate::config::Source::Api => false,
+    })
+}
+
+/// True when a previous definition stays in effect for a failed document.
+fn kept_at(
+    outcome: &super::validate::DocumentOutcome,
+    entities: &BTreeMap<EntityKey, Entity>,
+) -> bool {
+    if let Some(key) = entity_key(outcome)
+        && entities.contains_key(&key)
+    {
+        return true;
+    }
+    entities.values().any(|e| match e.source() {
+        crate::config::Source::Yaml { file, document } => {
+            *file == outcome.file && *document == outcome.document
+        }
+        crate::config::Source::Api => false,
+    })
+}
+
+/// Logs what a rescan applied, and each rejected document once: only when the status changed,
+/// so the periodic rescan does not repeat the same warnings.
+fn log_rescan(report: &RescanReport, changes: &Changes<'_>) {
+    let errors = report.documents.iter();
+    let errors = errors
+        .filter(|d| d.state == super::DocumentState::Error)
+        .count();
+    if report.changed {
+        tracing::info!(
+            updated = changes.upserts.len(),
+            removed = changes.removals.len(),
+            documents_with_errors = errors,
+            "config applied"
+        );
+    }
+    if changes.status.is_none() {
+        return;
+    }
+    for problem in report
+        .problems
+        .iter()
+        .filter(|p| p.severity == super::Severity::Error)
+    {
+        tracing::warn!(
+            file = %problem.file.display(),
+            line = problem.line,
+            column = problem.column,
+            error = %problem.message,
+            "config document rejected; its last good state is kept"
+        );
+    }
+}
+
+/// Builds the configuration in effect from the entities. A notifier whose secret no longer
+/// resolves is left out and logged.
+pub(crate) fn build_snapshot(
+    entities: &BTreeMap<EntityKey, Entity>,
+    secrets: &SecretSource,
+) -> ConfigSnapshot {
+    let mut snapshot = ConfigSnapshot::default();
+    for entity in entities.values() {
+        match entity {
+            Entity::Healthcheck(h) => {
+                snapshot.healthchecks.insert(h.name.clone(), h.clone());
+            }
+            Entity::System(s) => {
+                snapshot.systems.insert(s.name.clone(), s.clone());
+            }
+            Entity::Collector(c) => {
+                snapshot.collectors.insert(c.id.clone(), c.clone());
+            }
+            Entity::Notifier(record) => match notifier::resolve(record, secrets) {
+                Ok(n) => {
+                    snapshot.notifiers.insert(n.name.clone(), n);
+                }
+                Err(error) => {
+                    tracing::warn!(notifier = %record.name, %error, "notifier left out");
+                }
+            },
+        }
+    }
+    snapshot
+}

@@ -1,0 +1,169 @@
+//! The watcher on a real temp folder: creates, in-place edits, editor-style renames, deletes and
+//! a broken edit followed by a fix each take effect within 2 s.
+
+mod gitops_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anomalyd::config::ConfigSnapshot;
+use anomalyd::gitops::{DocumentState, RescanReport, Watching};
+use gitops_support::{Folder, HEALTHCHECK, write_baseline};
+use tokio::sync::watch;
+
+const APPLY_WITHIN: Duration = Duration::from_secs(2);
+
+async fn start(folder: &Folder) -> Watching {
+    let reconciler = Arc::new(folder.reconciler());
+    let mut reports = reconciler.subscribe_reports();
+    let watching = reconciler.spawn().expect("start watcher");
+    let first = tokio::time::timeout(APPLY_WITHIN, reports.wait_for(Option::is_some)).await;
+    first
+        .expect("initial rescan in time")
+        .expect("reports open");
+    watching
+}
+
+/// Waits until the configuration in effect satisfies `done`.
+async fn until(
+    changes: &mut watch::Receiver<Arc<ConfigSnapshot>>,
+    what: &str,
+    done: impl FnMut(&Arc<ConfigSnapshot>) -> bool,
+) {
+    let waited = tokio::time::timeout(APPLY_WITHIN, changes.wait_for(done)).await;
+    let seen = waited.unwrap_or_else(|_| panic!("{what} not applied within {APPLY_WITHIN:?}"));
+    seen.expect("snapshot channel open");
+}
+
+/// Waits until a rescan report satisfies `done`.
+async fn until_report(
+    reports: &mut watch::Receiver<Option<Arc<RescanReport>>>,
+    what: &str,
+    mut done: impl FnMut(&RescanReport) -> bool,
+) {
+    let check = |r: &Option<Arc<RescanReport>>| r.as_deref().is_some_and(&mut done);
+    let waited = tokio::time::timeout(APPLY_WITHIN, reports.wait_for(check)).await;
+    let seen = waited.unwrap_or_else(|_| panic!("{what} not reported within {APPLY_WITHIN:?}"));
+    seen.expect("report channel open");
+}
+
+fn interval(snapshot: &ConfigSnapshot) -> Option<u32> {
+    snapshot.healthchecks.get("web").map(|h| h.interval_secs)
+}
+
+#[tokio::test]
+async fn initial_rescan_applies_the_folder() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let snapshot = watching.reconciler().snapshot();
+    assert_eq!(interval(&snapshot), Some(30));
+    assert!(snapshot.systems.contains_key("shop"));
+}
+
+#[tokio::test]
+async fn created_file_is_applied() {
+    let folder = Folder::new();
+    let watching = start(&folder).await;
+    let mut changes = watching.reconciler().subscribe();
+    write_baseline(&folder);
+    until(&mut changes, "new files", |s| {
+        s.systems.contains_key("shop")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn edit_in_place_is_applied() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let mut changes = watching.reconciler().subscribe();
+    folder.write(
+        "checks/web.yaml",
+        &HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 15"),
+    );
+    until(&mut changes, "in-place edit", |s| interval(s) == Some(15)).await;
+}
+
+#[tokio::test]
+async fn rename_over_the_file_is_applied() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let mut changes = watching.reconciler().subscribe();
+    for (round, seconds) in [20, 25, 35].into_iter().enumerate() {
+        let edited = HEALTHCHECK.replace(
+            "intervalSeconds: 30",
+            &format!("intervalSeconds: {seconds}"),
+        );
+        folder.write("checks/.web.yaml.swp", &edited);
+        std::fs::rename(
+            folder.path("checks/.web.yaml.swp"),
+            folder.path("checks/web.yaml"),
+        )
+        .expect("rename over the file");
+        let what = format!("rename {round}");
+        until(&mut changes, &what, |s| interval(s) == Some(seconds)).await;
+    }
+}
+
+#[tokio::test]
+async fn deleted_file_is_removed() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let mut changes = watching.reconciler().subscribe();
+    folder.remove("systems/shop.yaml");
+    until(&mut changes, "delete", |s| s.systems.is_empty()).await;
+}
+
+#[tokio::test]
+async fn broken_edit_then_fix() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let reconciler = watching.reconciler().clone();
+    let mut reports = reconciler.subscribe_reports();
+    let mut changes = reconciler.subscribe();
+    let before = reconciler.snapshot();
+
+    folder.write(
+        "checks/web.yaml",
+        "apiVersion: checkstack.io/v1alpha1\nkind: [\n",
+    );
+    let file_failed = |r: &RescanReport| {
+        r.documents
+            .iter()
+            .any(|d| d.file.to_str() == Some("checks/web.yaml") && d.state == DocumentState::Error)
+    };
+    until_report(&mut reports, "broken edit", file_failed).await;
+    assert_eq!(
+        reconciler.snapshot(),
+        before,
+        "the broken edit changed nothing"
+    );
+
+    folder.write(
+        "checks/web.yaml",
+        &HEALTHCHECK.replace("intervalSeconds: 30", "intervalSeconds: 50"),
+    );
+    until(&mut changes, "fix", |s| interval(s) == Some(50)).await;
+    let rows = reconciler.status();
+    let row = rows
+        .iter()
+        .find(|d| d.file.to_str() == Some("checks/web.yaml"));
+    assert_eq!(row.map(|r| r.state), Some(DocumentState::Synced));
+}
+
+#[tokio::test]
+async fn requested_rescan_runs() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let mut reports = watching.reconciler().subscribe_reports();
+    reports.mark_unchanged();
+    watching.request_rescan();
+    let changed = tokio::time::timeout(APPLY_WITHIN, reports.changed()).await;
+    changed.expect("rescan in time").expect("reports open");
+}
