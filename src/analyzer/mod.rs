@@ -82,7 +82,7 @@ pub fn run<H: History>(
         analyze_series(&mut run, key, history, config, detector, ids)?;
     }
     run.duration = started.elapsed();
-    tracing::debug!(
+    tracing::info!(
         at = now.as_millis(),
         series = run.series,
         baselines = run.baselines.len(),

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigSnapshot;
 use crate::engine::{
-    self, Anomaly, Baseline, DriftReading, InvalidReason, Rule, SchemaField, Summary, Timestamp,
-    Transition, Value,
+    self, Anomaly, Baseline, DriftReading, InvalidReason, Kind, Rule, SchemaField, State, Summary,
+    Timestamp, Transition, Value,
 };
 use crate::series::{CheckResult, FieldValue, SeriesKey, Status};
 
@@ -218,6 +218,24 @@ impl Detector {
         ids: &mut dyn FnMut() -> u64,
     ) -> (DriftReading, RowStep) {
         self.state_mut(key).step_drift(baseline, rule, now, ids)
+    }
+
+    /// Replaces an open spike or drift row with an updated copy of the same id, for example after
+    /// an operator suppressed it. A copy that is no longer open leaves the slot empty. Returns
+    /// false, changing nothing, when the series has no open row with that id.
+    pub fn replace_open_row(&mut self, key: &SeriesKey, row: Anomaly) -> bool {
+        let Some(state) = self.series.get_mut(key) else {
+            return false;
+        };
+        let slot = match row.kind {
+            Kind::Spike => &mut state.spike_row,
+            Kind::Drift => &mut state.drift_row,
+        };
+        if slot.as_ref().is_none_or(|open| open.id != row.id) {
+            return false;
+        }
+        *slot = (row.state != State::Recovered).then(|| Box::new(row));
+        true
     }
 
     /// Forgets a series, for example when retention found it stale or its system was deleted.

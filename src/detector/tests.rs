@@ -392,3 +392,35 @@ fn set_baseline_stops_learning() {
     assert!(detector.remove(&key()));
     assert!(detector.is_empty());
 }
+
+#[test]
+fn replace_open_row_by_id() {
+    let config = lower_is_better(3);
+    let mut ids = Ids(0);
+    let mut detector = learned(&config, &mut ids);
+    let update = feed(&mut detector, &config, &mut ids, 30, Status::Healthy, 500.0);
+    let mut row = update.anomaly().expect("suspicious row").clone();
+
+    row.observed_value = "changed".into();
+    assert!(detector.replace_open_row(&key(), row.clone()));
+    let open: Vec<_> = detector.open_rows().map(|open| open.row.clone()).collect();
+    assert_eq!(open, [row.clone()]);
+
+    let mut other = row.clone();
+    other.id = 99;
+    assert!(
+        !detector.replace_open_row(&key(), other),
+        "another id changes nothing"
+    );
+    let mut unknown = key();
+    unknown.system = "elsewhere".into();
+    assert!(!detector.replace_open_row(&unknown, row.clone()));
+
+    row.state = State::Recovered;
+    assert!(detector.replace_open_row(&key(), row));
+    assert_eq!(
+        detector.open_rows().count(),
+        0,
+        "a recovered copy closes the slot"
+    );
+}
