@@ -116,7 +116,8 @@ pub struct ReplayArgs {
     /// Write events as NDJSON to this file instead of stdout.
     #[arg(long)]
     pub events: Option<PathBuf>,
-    /// Write `timestamp,value,score` rows to this file (CSV input only).
+    /// Write `timestamp,value,score` rows to this file (CSV input only). The score is 0 except on
+    /// the row that confirmed an anomaly, where it is 1 − exp(−deviation / 10).
     #[arg(long)]
     pub scores: Option<PathBuf>,
 }

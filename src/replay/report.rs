@@ -185,7 +185,8 @@ impl Recorder {
         }
     }
 
-    /// Records an analyzer run that happened just before input row `row`.
+    /// Records an analyzer run that happened just before input row `row`. A drift it confirms is
+    /// scored on that row.
     pub fn analyzer_run(&mut self, run: &AnalyzerRun, row: usize) {
         self.summary.analyzer_runs += 1;
         for update in run.baselines.iter().filter(|update| update.numeric) {
