@@ -424,3 +424,58 @@ fn replace_open_row_by_id() {
         "a recovered copy closes the slot"
     );
 }
+
+mod restart {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Processes `values` minute by minute; when `restart_at` is given, the detector is rebuilt
+    /// from its snapshots before that sample, as the service does after a restart.
+    fn run(values: &[(bool, f64)], restart_at: Option<usize>) -> Vec<SeriesUpdate> {
+        let config = lower_is_better(2);
+        let mut ids = Ids(0);
+        let mut detector = Detector::new();
+        let mut updates = Vec::new();
+        for (index, (healthy, value)) in values.iter().enumerate() {
+            if restart_at == Some(index) {
+                let series = detector.series().cloned().collect::<Vec<_>>();
+                let snapshots = series
+                    .into_iter()
+                    .filter_map(|key| Some((key.clone(), detector.snapshot(&key)?)));
+                detector = Detector::restore(snapshots.collect::<Vec<_>>());
+            }
+            let status = if *healthy {
+                Status::Healthy
+            } else {
+                Status::Unhealthy
+            };
+            let minute = index as i64 * 7;
+            updates.push(feed(
+                &mut detector,
+                &config,
+                &mut ids,
+                minute,
+                status,
+                *value,
+            ));
+        }
+        updates
+    }
+
+    proptest! {
+        #[test]
+        fn restart_changes_nothing(
+            values in prop::collection::vec(
+                (prop::bool::weighted(0.9), prop_oneof![90.0..110.0_f64, 300.0..400.0_f64]),
+                1..120,
+            ),
+            cut in 0..120_usize,
+        ) {
+            let restart_at = cut % values.len();
+            let uninterrupted = run(&values, None);
+            let restarted = run(&values, Some(restart_at));
+            prop_assert_eq!(uninterrupted, restarted);
+        }
+    }
+}
