@@ -1,10 +1,14 @@
 //! The `anomalyd` binary: parses flags, sets up logging and hands over to the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anomalyd::gitops::{self, Limits, SecretSource, Severity};
+use anomalyd::server::{self, ServeOptions};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 /// Learns per-field baselines of health-check results and reports anomalies.
 #[derive(Debug, Parser)]
@@ -16,6 +20,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the service: results API, detection, hourly analyzer and event stream.
+    Serve {
+        /// Directory of the data file `anomalyd.redb`; created when missing.
+        #[arg(long, env = "ANOMALYD_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "ANOMALYD_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Checks a config folder and prints every problem as `file:line:col: severity: message`.
     /// Exits with 1 when any document has an error.
     Check {
@@ -27,17 +40,59 @@ enum Command {
     },
     /// Prints the JSON Schema (draft 2020-12) of the config file format, for editors.
     Schema,
+    /// Replays a recorded series (NAB CSV or NDJSON results) through the detector and analyzer
+    /// in event time. Writes events as NDJSON and a summary to stderr.
+    Replay(Box<anomalyd::replay::ReplayArgs>),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { data_dir, listen } => {
+            init_logging("info,tokio_cron_scheduler=warn");
+            serve(data_dir, listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { dir, secrets_dir } => check(&dir, secrets_dir),
         Command::Schema => {
             println!("{:#}", gitops::schema::json_schema());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replay(args) => {
+            init_logging("warn");
+            anomalyd::replay::run(&args, &mut std::io::stderr().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let stop = shutdown_signal()?;
+        server::run(listener, ServeOptions::new(data_dir), stop).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGTERM (how systemd stops a service) or ctrl-c. The handlers are registered
+/// before serving starts, so an early signal is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        }
+    })
 }
 
 fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -53,4 +108,14 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Logs to stderr; `RUST_LOG` overrides `default_filter`.
+fn init_logging(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

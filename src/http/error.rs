@@ -1,0 +1,112 @@
+//! The one place where errors become HTTP responses, all in the shape
+//! `{"error": {"code": "...", "message": "...", "details": [...]}}`.
+
+use http::StatusCode;
+use serde_json::{Value as Json, json};
+
+use super::{Response, json_response};
+use crate::ingest::{IngestError, MAX_BODY_BYTES};
+use crate::store::StoreError;
+use crate::writer::WriteError;
+
+/// An error returned to the client.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest {
+        code: &'static str,
+        message: String,
+        details: Vec<Json>,
+    },
+    PayloadTooLarge,
+    NotFound(String),
+    MethodNotAllowed,
+    Conflict(String),
+    Unavailable(String),
+    /// Logged with its cause; the client sees a generic message.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let (status, code, message, details) = match self {
+            Self::BadRequest {
+                code,
+                message,
+                details,
+            } => (StatusCode::BAD_REQUEST, code, message, details),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes (8 MiB)"),
+                Vec::new(),
+            ),
+            Self::NotFound(message) => (StatusCode::NOT_FOUND, "not-found", message, Vec::new()),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this path does not accept that method".into(),
+                Vec::new(),
+            ),
+            Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
+            Self::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                message,
+                Vec::new(),
+            ),
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "request failed");
+                let message = "internal error; see the service log".to_owned();
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    message,
+                    Vec::new(),
+                )
+            }
+        };
+        let body = json!({"error": {"code": code, "message": message, "details": details}});
+        json_response(status, &body)
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        let message = e.to_string();
+        match e {
+            IngestError::Syntax(_) => Self::bad_request("malformed-json", message),
+            IngestError::NotResults => Self::bad_request("invalid-results", message),
+            IngestError::TooManyResults { .. } => Self::bad_request("too-many-results", message),
+            IngestError::Invalid { problems, .. } => Self::BadRequest {
+                code: "invalid-results",
+                message,
+                details: problems.iter().map(|p| json!(p)).collect(),
+            },
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Busy | WriteError::Closed => Self::Unavailable(e.to_string()),
+            WriteError::UnknownAnomaly { .. } => Self::NotFound(e.to_string()),
+            WriteError::NotConfirmed { .. } => Self::Conflict(e.to_string()),
+            WriteError::Store(_) | WriteError::Panicked(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}

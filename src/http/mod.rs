@@ -1,0 +1,114 @@
+//! The HTTP API: routing, the results endpoint, the read API, suppression and the event stream.
+
+mod error;
+mod query;
+mod reads;
+mod results;
+mod sse;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+use crate::events::EventHub;
+use crate::store::Store;
+use crate::writer::{ConfigFeed, WriterHandle};
+
+/// Response body of every route: a full buffer or the event stream.
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type Response = http::Response<Body>;
+
+/// Shared state of every request handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub writer: WriterHandle,
+    pub events: Arc<EventHub>,
+    pub config: ConfigFeed,
+    /// Turns true when the server shuts down, so open event streams end.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Handles one request. Every error is turned into a response here.
+pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Response, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = route(req, &state)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    tracing::debug!(%method, path, status = response.status().as_u16(), "request");
+    Ok(response)
+}
+
+async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Ok(text_response(StatusCode::OK, "ok\n")),
+        (&Method::POST, ["api", "v1", "results"]) => results::post(req, state).await,
+        (&Method::GET, ["api", "v1", "anomalies"]) => reads::anomalies(req, state).await,
+        (&Method::GET, ["api", "v1", "anomalies", id]) => {
+            reads::anomaly(parse_id(id)?, state).await
+        }
+        (&Method::POST, ["api", "v1", "anomalies", id, "suppress"]) => {
+            reads::suppress(parse_id(id)?, true, state).await
+        }
+        (&Method::POST, ["api", "v1", "anomalies", id, "unsuppress"]) => {
+            reads::suppress(parse_id(id)?, false, state).await
+        }
+        (&Method::GET, ["api", "v1", "baselines"]) => reads::baselines(req, state).await,
+        (&Method::GET, ["api", "v1", "series"]) => reads::series(req, state).await,
+        (&Method::GET, ["api", "v1", "series", "samples"]) => reads::samples(req, state).await,
+        (&Method::GET, ["api", "v1", "events"]) => Ok(sse::stream(&req, state)),
+        (
+            _,
+            ["healthz"]
+            | [
+                "api",
+                "v1",
+                "results" | "anomalies" | "baselines" | "series" | "events",
+            ],
+        ) => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+    }
+}
+
+fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::NotFound(format!("anomaly id {text:?} is not a number")))
+}
+
+/// Builds a JSON response.
+pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("API values serialize to JSON");
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("a response with a valid status and header builds")
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response {
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(text.as_bytes())).boxed())
+        .expect("a response with a valid status and header builds")
+}
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}

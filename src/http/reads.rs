@@ -1,0 +1,173 @@
+//! The read API (anomaly feed, one anomaly, baselines, series, samples) and suppression.
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use super::query::Query;
+use super::{AppState, Response, blocking, json_response};
+use crate::engine::Timestamp;
+use crate::http::ApiError;
+use crate::series::SeriesKey;
+use crate::store::read::{self, AnomalyQuery, SeriesFilter, SuppressionFilter};
+use crate::views::{AnomalyView, BaselineView, SampleView, SeriesView};
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_SAMPLES: usize = 10_000;
+const MAX_SAMPLES: usize = 100_000;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnomalyList {
+    anomalies: Vec<AnomalyView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+fn series_filter(q: &Query) -> SeriesFilter {
+    SeriesFilter {
+        system: q.text("system"),
+        healthcheck: q.text("healthcheck"),
+        environment: q.text("environment"),
+        field: q.text("field"),
+    }
+}
+
+fn suppression(q: &Query) -> Result<SuppressionFilter, ApiError> {
+    match q.text("suppression").as_deref() {
+        None | Some("active") => Ok(SuppressionFilter::Active),
+        Some("suppressed") => Ok(SuppressionFilter::Suppressed),
+        Some("all") => Ok(SuppressionFilter::All),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid-parameter",
+            format!("query parameter suppression={other:?} must be active, suppressed or all"),
+        )),
+    }
+}
+
+fn cursor(q: &Query) -> Result<Option<(i64, u64)>, ApiError> {
+    let Some(text) = q.text("cursor") else {
+        return Ok(None);
+    };
+    let parsed = text
+        .split_once('.')
+        .and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)));
+    parsed.map(Some).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid-parameter",
+            format!("cursor {text:?} is not one this API returned"),
+        )
+    })
+}
+
+fn limit(q: &Query, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = q.parsed::<usize>("limit")?.unwrap_or(default);
+    if limit == 0 || limit > max {
+        let message = format!("query parameter limit={limit} must be between 1 and {max}");
+        return Err(ApiError::bad_request("invalid-parameter", message));
+    }
+    Ok(limit)
+}
+
+pub async fn anomalies(
+    req: http::Request<Incoming>,
+    state: &AppState,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let query = AnomalyQuery {
+        series: series_filter(&q),
+        state: q.enumerated("state")?,
+        kind: q.enumerated("kind")?,
+        suppression: suppression(&q)?,
+        limit: limit(&q, DEFAULT_LIMIT, MAX_LIMIT)?,
+        before: cursor(&q)?,
+    };
+    let store = state.store.clone();
+    let page = blocking(move || Ok(read::anomalies(store.database(), &query)?)).await?;
+    let list = AnomalyList {
+        anomalies: page.rows.iter().map(AnomalyView::from).collect(),
+        next_cursor: page.next.map(|(t, id)| format!("{t}.{id}")),
+    };
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+pub async fn anomaly(id: u64, state: &AppState) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let entry = blocking(move || Ok(read::anomaly(store.database(), id)?)).await?;
+    let entry = entry.ok_or_else(|| ApiError::NotFound(format!("anomaly {id} does not exist")))?;
+    Ok(json_response(StatusCode::OK, &AnomalyView::from(&entry)))
+}
+
+pub async fn suppress(id: u64, on: bool, state: &AppState) -> Result<Response, ApiError> {
+    if on {
+        let now = Timestamp::from_millis(jiff::Timestamp::now().as_millisecond());
+        state.writer.suppress(id, now).await?;
+    } else {
+        state.writer.unsuppress(id).await?;
+    }
+    anomaly(id, state).await
+}
+
+pub async fn baselines(
+    req: http::Request<Incoming>,
+    state: &AppState,
+) -> Result<Response, ApiError> {
+    let filter = series_filter(&Query::parse(req.uri().query()));
+    let store = state.store.clone();
+    let entries = blocking(move || Ok(read::series(store.database(), &filter)?)).await?;
+    let views: Vec<BaselineView> = entries
+        .iter()
+        .filter_map(|e| Some(BaselineView::new(&e.key, e.baseline.as_ref()?)))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "baselines": views }),
+    ))
+}
+
+pub async fn series(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+    let filter = series_filter(&Query::parse(req.uri().query()));
+    let store = state.store.clone();
+    let entries = blocking(move || Ok(read::series(store.database(), &filter)?)).await?;
+    let config = state.config.borrow().clone();
+    let views: Vec<SeriesView> = entries
+        .iter()
+        .map(|e| {
+            let managed = config.systems.contains_key(&e.key.system)
+                && config.healthchecks.contains_key(&e.key.healthcheck);
+            SeriesView::new(e, managed)
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "series": views }),
+    ))
+}
+
+pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let key = SeriesKey {
+        system: q.required("system")?,
+        healthcheck: q.required("healthcheck")?,
+        environment: q.text("environment"),
+        field_path: q.required("field")?,
+    };
+    let from = q.time("from")?.unwrap_or(Timestamp::from_millis(i64::MIN));
+    let to = q.time("to")?.unwrap_or(Timestamp::from_millis(i64::MAX));
+    let limit = limit(&q, DEFAULT_SAMPLES, MAX_SAMPLES)?;
+    let store = state.store.clone();
+    let samples = blocking(move || {
+        let Some(id) = read::series_id(store.database(), &key)? else {
+            return Ok(None);
+        };
+        Ok(Some(read::samples(store.database(), id, from, to, limit)?))
+    })
+    .await?;
+    let samples = samples.ok_or_else(|| ApiError::NotFound("no such series".into()))?;
+    let views: Vec<SampleView> = samples.iter().map(SampleView::from).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "samples": views }),
+    ))
+}

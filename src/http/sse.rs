@@ -1,0 +1,87 @@
+//! `GET /api/v1/events`: Server-Sent Events.
+//!
+//! A client that sends `Last-Event-ID` first gets the newer events that the replay buffer still
+//! contains, then live ones. A keep-alive comment goes out every 15 seconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{StatusCode, header};
+use http_body_util::{BodyExt, channel::Channel};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{AppState, Response};
+use crate::events::Event;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Frames buffered per client before sending waits for it.
+const CLIENT_FRAMES: usize = 64;
+
+pub fn stream<B>(req: &http::Request<B>, state: &AppState) -> Response {
+    let last_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let (sender, body) = Channel::<Bytes>::new(CLIENT_FRAMES);
+    tokio::spawn(feed(sender, state.clone(), last_id));
+    http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body.boxed())
+        .expect("a response with a valid status and headers builds")
+}
+
+type Sender = http_body_util::channel::Sender<Bytes>;
+
+/// Writes events to one client until it disconnects or the server stops.
+async fn feed(mut sender: Sender, state: AppState, mut last_id: u64) {
+    let mut live = state.events.subscribe();
+    let mut stopping = state.stopping.clone();
+    if send_all(&mut sender, state.events.since(last_id), &mut last_id)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut keep_alive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    loop {
+        let sent = tokio::select! {
+            event = live.recv() => match event {
+                Ok(event) => send_all(&mut sender, vec![event], &mut last_id).await,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "event client lagged, replaying from the buffer");
+                    send_all(&mut sender, state.events.since(last_id), &mut last_id).await
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = keep_alive.tick() => sender.send_data(Bytes::from_static(b": keep-alive\n\n")).await.map_err(drop),
+            _ = stopping.changed() => return,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send_all(
+    sender: &mut Sender,
+    events: Vec<Arc<Event>>,
+    last_id: &mut u64,
+) -> Result<(), ()> {
+    for event in events {
+        if event.id <= *last_id {
+            continue;
+        }
+        sender
+            .send_data(Bytes::from(event.frame()))
+            .await
+            .map_err(drop)?;
+        *last_id = event.id;
+    }
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Parsing and validation of `POST /api/v1/results` bodies: one result object, a JSON array or
+//! NDJSON, in the anomalyd shape or the Checkstack check-completed shape. A body is accepted
+//! whole or rejected with every problem listed by index and field.
+
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+use crate::engine::{Timestamp, Value};
+use crate::series::{CheckResult, FieldValue, Status};
+
+/// Maximum request body size, in bytes.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// Maximum number of fields in one result.
+pub const MAX_FIELDS_PER_RESULT: usize = 1000;
+/// Maximum number of results in one request.
+pub const MAX_RESULTS_PER_REQUEST: usize = 100_000;
+/// Maximum length of a system, healthcheck or environment name.
+const MAX_NAME_LEN: usize = 63;
+/// Maximum length of a field name inside a collector.
+const MAX_FIELD_LEN: usize = 128;
+/// Maximum number of problems listed in one reply. The message still counts every invalid result.
+const MAX_PROBLEMS: usize = 100;
+
+/// Framing of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON value: a result object or an array of them.
+    Json,
+    /// One result object per line (`application/x-ndjson`).
+    Ndjson,
+}
+
+/// One problem with one result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// Position of the result in the body (array index or NDJSON line, from 0).
+    pub index: usize,
+    /// JSON path of the offending value inside the result, empty for the whole result.
+    pub field: String,
+    pub reason: String,
+}
+
+/// Reason a whole body was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("request body is not valid JSON: {0}")]
+    Syntax(String),
+    #[error("request body must be a result object or an array of result objects")]
+    NotResults,
+    #[error(
+        "request carries {count} results; at most {MAX_RESULTS_PER_REQUEST} are accepted per request"
+    )]
+    TooManyResults { count: usize },
+    #[error("{} of the results are invalid; nothing was stored", .total)]
+    Invalid {
+        total: usize,
+        problems: Vec<Problem>,
+    },
+}
+
+/// Parses a whole body into validated results.
+pub fn parse(body: &[u8], framing: Framing) -> Result<Vec<CheckResult>, IngestError> {
+    let items = match framing {
+        Framing::Json => split_json(body)?,
+        Framing::Ndjson => split_ndjson(body)?,
+    };
+    if items.len() > MAX_RESULTS_PER_REQUEST {
+        return Err(IngestError::TooManyResults { count: items.len() });
+    }
+    let mut results = Vec::with_capacity(items.len());
+    let mut problems = Vec::new();
+    let mut invalid = 0;
+    for (index, item) in items.iter().enumerate() {
+        match parse_result(item) {
+            Ok(result) => results.push(result),
+            Err(found) => {
+                invalid += 1;
+                let room = MAX_PROBLEMS.saturating_sub(problems.len());
+                problems.extend(found.into_iter().take(room).map(|(field, reason)| Problem {
+                    index,
+                    field,
+                    reason,
+                }));
+            }
+        }
+    }
+    if invalid > 0 {
+        return Err(IngestError::Invalid {
+            total: invalid,
+            problems,
+        });
+    }
+    Ok(results)
+}
+
+fn split_json(body: &[u8]) -> Result<Vec<Json>, IngestError> {
+    let value: Json =
+        serde_json::from_slice(body).map_err(|e| IngestError::Syntax(e.to_string()))?;
+    match value {
+        Json::Array(items) => Ok(items),
+        item @ Json::Object(_) => Ok(vec![item]),
+        _ => Err(IngestError::NotResults),
+    }
+}
+
+fn split_ndjson(body: &[u8]) -> Result<Vec<Json>, IngestError> {
+    let mut items = Vec::new();
+    for (number, line) in body.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value = serde_json::from_slice(line)
+            .map_err(|e| IngestError::Syntax(format!("line {}: {e}", number + 1)))?;
+        items.push(value);
+        if items.len() > MAX_RESULTS_PER_REQUEST {
+            return Err(IngestError::TooManyResults { count: items.len() });
+        }
+    }
+    Ok(items)
+}
+
+type Problems = Vec<(String, String)>;
+
+/// Keys that name the system, healthcheck and environment in one of the two shapes.
+struct ShapeKeys {
+    system: &'static str,
+    healthcheck: &'static str,
+    environment: &'static str,
+    fields: &'static str,
+}
+
+const ANOMALYD_KEYS: ShapeKeys = ShapeKeys {
+    system: "system",
+    healthcheck: "healthcheck",
+    environment: "environment",
+    fields: "collectors",
+};
+
+/// The Checkstack check-completed shape: a configuration id stands for the healthcheck.
+const CHECKSTACK_KEYS: ShapeKeys = ShapeKeys {
+    system: "systemId",
+    healthcheck: "configurationId",
+    environment: "environmentId",
+    fields: "result",
+};
+
+/// Validates one result object in either shape.
+fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
+    let Json::Object(obj) = item else {
+        return Err(vec![(
+            String::new(),
+            "a result must be a JSON object".into(),
+        )]);
+    };
+    let checkstack = obj.contains_key("systemId");
+    let keys = if checkstack {
+        &CHECKSTACK_KEYS
+    } else {
+        &ANOMALYD_KEYS
+    };
+    let mut problems = Problems::new();
+
+    let system = required_name(obj, keys.system, &mut problems);
+    let healthcheck = required_name(obj, keys.healthcheck, &mut problems);
+    let environment = optional_name(obj, keys.environment, &mut problems);
+    let status = status(obj, &mut problems);
+    let timestamp = timestamp(obj, &mut problems);
+    let latency_ms = latency(obj, &mut problems);
+
+    let fields = if checkstack {
+        checkstack_fields(obj, &mut problems)
+    } else {
+        collector_fields(obj, &mut problems)
+    };
+    if fields.len() > MAX_FIELDS_PER_RESULT {
+        let reason = format!(
+            "result carries {} fields; at most {MAX_FIELDS_PER_RESULT} are accepted per result",
+            fields.len()
+        );
+        problems.push((keys.fields.into(), reason));
+    }
+
+    match (system, healthcheck, status, timestamp) {
+        (Some(system), Some(healthcheck), Some(status), Some(timestamp)) if problems.is_empty() => {
+            Ok(CheckResult {
+                system,
+                healthcheck,
+                environment,
+                status,
+                timestamp,
+                latency_ms,
+                fields,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+/// Checks a system, healthcheck or environment name.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "name {name:?} is longer than {MAX_NAME_LEN} characters"
+        ));
+    }
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "name {name:?} must start with a lowercase letter or digit and contain only \
+             lowercase letters, digits and '-'"
+        ));
+    }
+    Ok(())
+}
+
+fn required_name(obj: &Map<String, Json>, key: &str, problems: &mut Problems) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Json::Null) => {
+            problems.push((key.into(), format!("{key} is required")));
+            None
+        }
+        Some(value) => name_value(key, value, problems),
+    }
+}
+
+fn optional_name(obj: &Map<String, Json>, key: &str, problems: &mut Problems) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Json::Null) => None,
+        Some(value) => name_value(key, value, problems),
+    }
+}
+
+fn name_value(key: &str, value: &Json, problems: &mut Problems) -> Option<String> {
+    let Json::String(name) = value else {
+        problems.push((key.into(), format!("{key} must be a string")));
+        return None;
+    };
+    match check_name(name) {
+        Ok(()) => Some(name.clone()),
+        Err(reason) => {
+            problems.push((key.into(), reason));
+            None
+        }
+    }
+}
+
+fn status(obj: &Map<String, Json>, problems: &mut Problems) -> Option<Status> {
+    match obj.get("status").and_then(Json::as_str) {
+        Some("healthy") => Some(Status::Healthy),
+        Some("unhealthy") => Some(Status::Unhealthy),
+        _ => {
+            problems.push((
+                "status".into(),
+                "status must be \"healthy\" or \"unhealthy\"".into(),
+            ));
+            None
+        }
+    }
+}
+
+fn timestamp(obj: &Map<String, Json>, problems: &mut Problems) -> Option<Timestamp> {
+    let Some(text) = obj.get("timestamp").and_then(Json::as_str) else {
+        problems.push((
+            "timestamp".into(),
+            "timestamp is required as an RFC 3339 string".into(),
+        ));
+        return None;
+    };
+    match text.parse::<jiff::Timestamp>() {
+        Ok(ts) => Some(Timestamp::from_millis(ts.as_millisecond())),
+        Err(e) => {
+            let reason = format!(
+                "timestamp {text:?} is not RFC 3339 with a zone (for example \
+                 2026-01-02T03:04:05Z): {e}"
+            );
+            problems.push(("timestamp".into(), reason));
+            None
+        }
+    }
+}
+
+fn latency(obj: &Map<String, Json>, problems: &mut Problems) -> Option<f64> {
+    match obj.get("latencyMs") {
+        None | Some(Json::Null) => None,
+        Some(Json::Number(n)) => n.as_f64(),
+        Some(_) => {
+            problems.push(("latencyMs".into(), "latencyMs must be a number".into()));
+            None
+        }
+    }
+}
+
+/// Reads `collectors: {collector id: {field: value}}` of the anomalyd shape.
+fn collector_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<FieldValue> {
+    let Some(Json::Object(collectors)) = obj.get("collectors") else {
+        let reason = "collectors must be an object of {collector id: {field: value}}";
+        problems.push(("collectors".into(), reason.into()));
+        return Vec::new();
+    };
+    let mut fields = Vec::new();
+    for (collector_id, entry) in collectors {
+        let path = format!("collectors.{collector_id}");
+        if let Err(reason) = check_collector_id(collector_id) {
+            problems.push((path.clone(), reason));
+        }
+        let Json::Object(entry) = entry else {
+            problems.push((path, "a collector entry must be an object of fields".into()));
+            continue;
+        };
+        for (field, value) in entry {
+            let path = format!("{path}.{field}");
+            match field_value(field, value) {
+                Ok(value) => fields.push(FieldValue {
+                    collector_id: collector_id.clone(),
+                    field: field.clone(),
+                    value,
+                }),
+                Err(reason) => problems.push((path, reason)),
+            }
+        }
+    }
+    fields
+}
+
+/// Reads `result: {entry: {_collectorId, field: value}}` of the Checkstack shape: keys starting
+/// with `_` are metadata, arrays and objects are not result fields.
+fn checkstack_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<FieldValue> {
+    let Some(Json::Object(entries)) = obj.get("result") else {
+        problems.push((
+            "result".into(),
+            "result must be an object of collector entries".into(),
+        ));
+        return Vec::new();
+    };
+    let mut fields = Vec::new();
+    for (entry_id, entry) in entries {
+        let path = format!("result.{entry_id}");
+        let Json::Object(entry) = entry else { continue };
+        let Some(collector_id) = entry.get("_collectorId").and_then(Json::as_str) else {
+            continue;
+        };
+        if let Err(reason) = check_collector_id(collector_id) {
+            problems.push((format!("{path}._collectorId"), reason));
+            continue;
+        }
+        for (field, value) in entry {
+            if field.starts_with('_') || value.is_array() || value.is_object() {
+                continue;
+            }
+            match field_value(field, value) {
+                Ok(value) => fields.push(FieldValue {
+                    collector_id: collector_id.to_owned(),
+                    field: field.clone(),
+                    value,
+                }),
+                Err(reason) => problems.push((format!("{path}.{field}"), reason)),
+            }
+        }
+    }
+    fields
+}
+
+/// Checks a qualified collector id: dot-separated names, for example `healthcheck-http.request`.
+fn check_collector_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 2 * MAX_NAME_LEN + 1 {
+        return Err(format!(
+            "collector id {id:?} must have 1 to {} characters",
+            2 * MAX_NAME_LEN + 1
+        ));
+    }
+    id.split('.')
+        .try_for_each(check_name)
+        .map_err(|reason| format!("collector id {id:?}: {reason}"))
+}
+
+fn field_value(field: &str, value: &Json) -> Result<Value, String> {
+    let name_ok = field
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if field.is_empty() || field.len() > MAX_FIELD_LEN || !name_ok {
+        return Err(format!(
+            "field name {field:?} must have 1 to {MAX_FIELD_LEN} letters, digits, '_' or '-'"
+        ));
+    }
+    match value {
+        Json::Number(n) => n
+            .as_f64()
+            .map(Value::Number)
+            .ok_or_else(|| "number out of range".into()),
+        Json::String(s) => Ok(Value::Text(s.clone())),
+        Json::Bool(b) => Ok(Value::Bool(*b)),
+        Json::Null => Ok(Value::Null),
+        Json::Array(_) | Json::Object(_) => {
+            Err("a field value must be a number, string, boolean or null".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! The `serve` command as a library call: open the store, start the writer, the hourly analyzer
+//! and the HTTP server on a given listener, and shut all of it down in order when asked.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::analyzer;
+use crate::clock::{Clock, SystemClock};
+use crate::config::ConfigSnapshot;
+use crate::events::EventHub;
+use crate::http::{AppState, handle};
+use crate::store::{Store, StoreError};
+use crate::writer::{self, ConfigFeed, WriterHandle};
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of one server run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Directory of the data file; created when missing.
+    pub data_dir: PathBuf,
+    /// Configuration to evaluate with; `None` runs with an empty configuration.
+    pub config: Option<ConfigFeed>,
+    /// Maximum wait for open connections, and then for the writer, at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Run the analyzer at the top of every hour (and once at start when an hour was missed).
+    pub hourly_analyzer: bool,
+}
+
+impl ServeOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            config: None,
+            shutdown_timeout: Duration::from_secs(10),
+            hourly_analyzer: true,
+        }
+    }
+}
+
+/// Error that stops the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the listening address: {0}")]
+    Listener(std::io::Error),
+    #[error(transparent)]
+    Schedule(#[from] analyzer::ScheduleError),
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests,
+/// commits what is queued and closes the data file.
+pub async fn run(
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(ServeError::Listener)?;
+    let dir = options.data_dir.clone();
+    let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
+    let events = Arc::new(EventHub::default());
+    let config = options.config.clone().unwrap_or_else(|| {
+        let (sender, receiver) = watch::channel(Arc::new(ConfigSnapshot::default()));
+        // No sender remains, so the receiver keeps the empty configuration.
+        drop(sender);
+        receiver
+    });
+    let (store_for_writer, config_for_writer, events_for_writer) =
+        (store.clone(), config.clone(), events.clone());
+    let writer = tokio::task::spawn_blocking(move || {
+        writer::start(store_for_writer, config_for_writer, events_for_writer)
+    })
+    .await??;
+    let scheduler = if options.hourly_analyzer {
+        Some(start_analyzer(writer.handle(), writer.analyzer_last_run).await?)
+    } else {
+        None
+    };
+
+    let (stop, stopping) = watch::channel(false);
+    let state = AppState {
+        store,
+        writer: writer.handle(),
+        events,
+        config,
+        stopping,
+    };
+    tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
+    serve(
+        listener,
+        state.clone(),
+        shutdown,
+        &stop,
+        options.shutdown_timeout,
+    )
+    .await;
+
+    if let Some(mut scheduler) = scheduler
+        && let Err(error) = scheduler.shutdown().await
+    {
+        tracing::warn!(%error, "stopping the hourly analyzer failed");
+    }
+    finish(writer, state, options.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Accepts connections until `shutdown`, then drains them within `timeout`.
+async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+    stop: &watch::Sender<bool>,
+    timeout: Duration,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        continue;
+                    }
+                };
+                let state = state.clone();
+                let service = service_fn(move |req| handle(req, state.clone()));
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing open requests");
+    // Event streams never end on their own; tell them to.
+    let _ = stop.send(true);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "connections still open after the shutdown timeout"),
+    }
+}
+
+/// Stops the writer after it committed the queue, then closes the data file.
+async fn finish(writer: writer::WriterThread, state: AppState, timeout: Duration) {
+    let thread = writer.stop();
+    let joined =
+        tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || thread.join())).await;
+    if joined.is_err() {
+        tracing::error!(
+            ?timeout,
+            "writer did not stop in time; queued writes may be lost"
+        );
+        return;
+    }
+    let AppState { store, .. } = state;
+    match Arc::try_unwrap(store) {
+        Ok(store) => match tokio::task::spawn_blocking(move || store.close()).await {
+            Ok(Ok(())) => tracing::info!("data file closed"),
+            Ok(Err(error)) => tracing::error!(%error, "closing the data file failed"),
+            Err(error) => tracing::error!(%error, "closing the data file failed"),
+        },
+        // A connection that outlived the timeout still uses it, and it closes when that ends.
+        Err(_) => tracing::warn!("data file still in use at shutdown; it closes when released"),
+    }
+}
+
+/// Runs a missed analyzer hour now and schedules the hourly runs.
+async fn start_analyzer(
+    writer: WriterHandle,
+    last_run: Option<crate::engine::Timestamp>,
+) -> Result<tokio_cron_scheduler::JobScheduler, ServeError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    if analyzer::catch_up_due(last_run, now) {
+        let catch_up = writer.clone();
+        tokio::spawn(async move {
+            tracing::info!("an analyzer hour was missed while stopped; running it now");
+            if let Err(error) = catch_up.analyze(now).await {
+                tracing::error!(%error, "catch-up analyzer run failed");
+            }
+        });
+    }
+    let scheduler = analyzer::start_hourly(clock, move |at| {
+        let writer = writer.clone();
+        async move {
+            if let Err(error) = writer.analyze(at).await {
+                tracing::error!(%error, "hourly analyzer run failed");
+            }
+        }
+    })
+    .await?;
+    Ok(scheduler)
+}

@@ -1,0 +1,303 @@
+//! The work inside one write transaction: running the detector or the analyzer and turning
+//! their updates into rows, summaries, baselines and events.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::analyzer::{self, AnalyzerRun};
+use crate::config::ConfigSnapshot;
+use crate::detector::{Detector, RowStep, SampleStatus, SeriesUpdate};
+use crate::engine::{Kind, NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
+use crate::events::{Event, Payload};
+use crate::series::{CheckResult, SeriesKey};
+use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
+use crate::views::{AnomalyView, BaselineView};
+
+use super::history::StoreHistory;
+use super::{Done, IngestCounts, Work, WriteError, Writer};
+
+/// Changes one transaction collects before it commits.
+#[derive(Default)]
+struct Group {
+    /// Series whose detector state changed, written once at the end.
+    touched: BTreeMap<u64, SeriesKey>,
+    /// The latest summary of each (series, hour), written once at the end.
+    hours: HashMap<(u64, i64), Summary>,
+    payloads: Vec<Payload>,
+}
+
+/// The outcome of each work item, or the error that aborts the whole transaction.
+pub(super) type Applied = (Vec<Result<Done, WriteError>>, Vec<Event>);
+
+impl Writer {
+    /// Applies the works in one write transaction and commits it.
+    pub(super) fn apply(&mut self, works: &[&Work]) -> Result<Applied, WriteError> {
+        let config = self.config.borrow().clone();
+        let tx = self.store.database().begin_write().map_err(store::db)?;
+        let mut group = Group::default();
+        let mut done = Vec::with_capacity(works.len());
+        let events = {
+            let mut w = WriteTables::open(&tx)?;
+            for work in works {
+                done.push(self.apply_one(&mut w, &mut group, work, &config)?);
+            }
+            self.flush(&mut w, &mut group)?;
+            let events = group
+                .payloads
+                .iter()
+                .map(|p| Event::new(w.next_event_id(), p))
+                .collect();
+            w.finish()?;
+            events
+        };
+        tx.commit().map_err(store::db)?;
+        Ok((done, events))
+    }
+
+    /// Applies one work item. Client errors (unknown id, wrong state) answer that item alone;
+    /// storage errors abort the transaction.
+    fn apply_one(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        group: &mut Group,
+        work: &Work,
+        config: &ConfigSnapshot,
+    ) -> Result<Result<Done, WriteError>, WriteError> {
+        Ok(match work {
+            Work::Ingest(results) => Ok(Done::Ingested(self.ingest(w, group, results, config)?)),
+            Work::Suppress { id, at } => self.suppress(w, *id, Some(*at))?.map(|()| Done::Changed),
+            Work::Unsuppress { id } => self.suppress(w, *id, None)?.map(|()| Done::Changed),
+            Work::Analyze { at } => {
+                self.analyze(w, group, *at, config)?;
+                Ok(Done::Analyzed)
+            }
+        })
+    }
+
+    fn ingest(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        group: &mut Group,
+        results: &[CheckResult],
+        config: &ConfigSnapshot,
+    ) -> Result<IngestCounts, WriteError> {
+        let mut counts = IngestCounts {
+            results: results.len() as u64,
+            ..Default::default()
+        };
+        for result in results {
+            let updates = self
+                .detector
+                .process(result, config, &mut || w.next_anomaly_id());
+            for update in updates {
+                self.store_update(w, group, update, &mut counts)?;
+            }
+        }
+        Ok(counts)
+    }
+
+    fn store_update(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        group: &mut Group,
+        update: SeriesUpdate,
+        counts: &mut IngestCounts,
+    ) -> Result<(), WriteError> {
+        let id = self.series_id(w, &update.key)?;
+        let sample = SampleRecord {
+            value: (&update.value).into(),
+            valid: !matches!(update.status, SampleStatus::Invalid(_)),
+            healthy: update.status != SampleStatus::Unhealthy,
+        };
+        w.insert_sample(id, update.at, &sample)?;
+        counts.field_evaluations += 1;
+        counts.invalid_samples += u64::from(!sample.valid);
+        if let Some(hour) = update.hour {
+            group
+                .hours
+                .insert((id, hour.hour_start.as_millis()), hour.summary);
+        }
+        if let Some(baseline) = &update.baseline {
+            w.put_baseline(id, baseline)?;
+            let baseline = BaselineView::new(&update.key, baseline);
+            group.payloads.push(Payload::BaselineUpdated { baseline });
+        }
+        if let Some(step) = &update.spike {
+            counts.state_changes += u64::from(store_step(w, group, id, &update.key, step)?);
+        }
+        group.touched.insert(id, update.key);
+        Ok(())
+    }
+
+    fn series_id(&mut self, w: &mut WriteTables<'_>, key: &SeriesKey) -> Result<u64, WriteError> {
+        if let Some(&id) = self.ids.get(key) {
+            return Ok(id);
+        }
+        let id = w.series_id(key)?;
+        self.ids.insert(key.clone(), id);
+        Ok(id)
+    }
+
+    /// Sets (`at` given) or lifts the suppression of a row, in the file and in the detector.
+    fn suppress(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        id: u64,
+        at: Option<Timestamp>,
+    ) -> Result<Result<(), WriteError>, WriteError> {
+        let Some((series_id, mut row)) = w.anomaly(id)? else {
+            return Ok(Err(WriteError::UnknownAnomaly { id }));
+        };
+        if at.is_some() && row.state != State::Anomaly {
+            return Ok(Err(WriteError::NotConfirmed {
+                id,
+                state: state_name(row.state),
+            }));
+        }
+        row.suppression = at.map(|at| Suppression {
+            at,
+            value: row
+                .observed_value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite()),
+            baseline: row.baseline_mean,
+        });
+        w.put_anomaly(series_id, &row)?;
+        if row.state != State::Recovered {
+            self.replace_open_row(series_id, row);
+        }
+        Ok(Ok(()))
+    }
+
+    /// Puts a changed open row into the detector.
+    // NOTE: the detector has no call to replace one row, so this rebuilds it from snapshots of
+    // every series. That is linear in the number of series, acceptable for rare suppressions.
+    fn replace_open_row(&mut self, series_id: u64, row: crate::engine::Anomaly) {
+        let Some(key) = self
+            .ids
+            .iter()
+            .find(|(_, id)| **id == series_id)
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        let detector = std::mem::take(&mut self.detector);
+        let series = detector
+            .series()
+            .filter_map(|k| Some((k.clone(), detector.snapshot(k)?)));
+        let series: Vec<_> = series
+            .map(|(k, mut snap)| {
+                if k == key {
+                    let slot = match row.kind {
+                        Kind::Spike => &mut snap.spike_row,
+                        Kind::Drift => &mut snap.drift_row,
+                    };
+                    if slot.as_ref().is_some_and(|open| open.id == row.id) {
+                        *slot = Some(row.clone());
+                    }
+                }
+                (k, snap)
+            })
+            .collect();
+        self.detector = Detector::restore(series);
+    }
+
+    fn analyze(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        group: &mut Group,
+        at: Timestamp,
+        config: &ConfigSnapshot,
+    ) -> Result<(), WriteError> {
+        let history = StoreHistory::new(self.store.database(), &self.ids)?;
+        let run = analyzer::run(at, &history, config, &mut self.detector, &mut || {
+            w.next_anomaly_id()
+        })?;
+        drop(history);
+        self.store_run(w, group, &run)?;
+        tracing::info!(
+            baselines = run.baselines.len(),
+            drift_steps = run.drift.len(),
+            duration_ms = run.duration.as_millis() as u64,
+            "analyzer run stored"
+        );
+        Ok(())
+    }
+
+    fn store_run(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        group: &mut Group,
+        run: &AnalyzerRun,
+    ) -> Result<(), WriteError> {
+        for update in &run.baselines {
+            let id = self.series_id(w, &update.key)?;
+            w.put_baseline(id, &update.baseline)?;
+            if update.numeric {
+                let baseline = BaselineView::new(&update.key, &update.baseline);
+                group.payloads.push(Payload::BaselineUpdated { baseline });
+            }
+            group.touched.insert(id, update.key.clone());
+        }
+        for drift in &run.drift {
+            let id = self.series_id(w, &drift.key)?;
+            store_step(w, group, id, &drift.key, &drift.step)?;
+            let confirmed =
+                drift.step.transition.notification == Some(NotificationKind::DriftConfirmed);
+            if let (true, Some(row)) = (confirmed, &drift.step.anomaly) {
+                group.payloads.push(Payload::DriftConfirmed {
+                    anomaly: AnomalyView::new(&drift.key, row),
+                });
+            }
+        }
+        w.set_analyzer_last_run(run.at)?;
+        Ok(())
+    }
+
+    /// Writes the per-hour summaries and the detector state of every touched series.
+    fn flush(&self, w: &mut WriteTables<'_>, group: &mut Group) -> Result<(), WriteError> {
+        for ((id, hour), summary) in group.hours.drain() {
+            w.put_summary(id, Timestamp::from_millis(hour), &summary)?;
+        }
+        for (id, key) in &group.touched {
+            if let Some(snapshot) = self.detector.snapshot(key) {
+                w.put_series_state(*id, &SeriesStateRecord::from_snapshot(&snapshot))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a spike or drift step's row change; returns whether the state changed.
+fn store_step(
+    w: &mut WriteTables<'_>,
+    group: &mut Group,
+    series_id: u64,
+    key: &SeriesKey,
+    step: &RowStep,
+) -> Result<bool, WriteError> {
+    let Some(row) = &step.anomaly else {
+        return Ok(false);
+    };
+    match step.transition.row {
+        RowChange::Unchanged => {}
+        RowChange::Delete => w.delete_anomaly(series_id, row)?,
+        RowChange::Insert(_) | RowChange::Update(_) => w.put_anomaly(series_id, row)?,
+    }
+    let Some(change) = step.transition.state_change else {
+        return Ok(false);
+    };
+    group.payloads.push(Payload::StateChanged {
+        change,
+        anomaly: AnomalyView::new(key, row),
+    });
+    Ok(true)
+}
+
+pub(super) fn state_name(state: State) -> &'static str {
+    match state {
+        State::Suspicious => "suspicious",
+        State::Anomaly => "a confirmed anomaly",
+        State::Recovered => "recovered",
+    }
+}

@@ -1,0 +1,344 @@
+//! The single writer: one thread owns the detector and every write transaction.
+//!
+//! Requests queue their work on a bounded channel. The thread drains what is queued into one
+//! transaction and runs the detector inside it. It commits once, so the whole group shares one
+//! fsync, and only then replies and publishes the events. A request is therefore acknowledged
+//! only after its data is durable.
+
+mod apply;
+mod history;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::ConfigSnapshot;
+use crate::detector::{Detector, SeriesSnapshot};
+use crate::engine::{Kind, Timestamp};
+use crate::events::EventHub;
+use crate::series::{CheckResult, SeriesKey};
+use crate::store::{Store, StoreError, read};
+
+/// Maximum number of jobs waiting in the queue. A request that finds it full gets 503.
+pub const QUEUE_JOBS: usize = 1024;
+/// Most results written in one transaction; a larger request still commits whole.
+const GROUP_RESULTS: usize = 20_000;
+
+/// The configuration the writer reads before each transaction.
+pub type ConfigFeed = watch::Receiver<Arc<ConfigSnapshot>>;
+
+/// Counts of one accepted request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestCounts {
+    pub results: u64,
+    pub field_evaluations: u64,
+    pub invalid_samples: u64,
+    pub state_changes: u64,
+}
+
+/// Reason a job did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the write queue is full ({QUEUE_JOBS} requests); retry shortly")]
+    Busy,
+    #[error("the service is shutting down; retry after it restarts")]
+    Closed,
+    #[error("anomaly {id} does not exist")]
+    UnknownAnomaly { id: u64 },
+    #[error("anomaly {id} is {state}; only a confirmed anomaly can be suppressed")]
+    NotConfirmed { id: u64, state: &'static str },
+    #[error("storing failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("processing failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
+/// Work for the writer.
+#[derive(Debug)]
+enum Work {
+    Ingest(Vec<CheckResult>),
+    Suppress { id: u64, at: Timestamp },
+    Unsuppress { id: u64 },
+    Analyze { at: Timestamp },
+}
+
+/// Result of a job.
+#[derive(Debug)]
+enum Done {
+    Ingested(IngestCounts),
+    Changed,
+    Analyzed,
+}
+
+struct Job {
+    work: Work,
+    reply: oneshot::Sender<Result<Done, WriteError>>,
+}
+
+/// Sends work to the writer thread; cheap to clone. It does not keep the thread alive: once
+/// the owning [`WriterThread`] stops, submissions fail with [`WriteError::Closed`].
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    sender: mpsc::WeakSender<Job>,
+}
+
+/// The running writer thread and the one strong end of its queue.
+#[derive(Debug)]
+pub struct WriterThread {
+    sender: mpsc::Sender<Job>,
+    thread: JoinHandle<()>,
+    /// Event time of the last stored analyzer run, as found at start.
+    pub analyzer_last_run: Option<Timestamp>,
+}
+
+impl WriterThread {
+    pub fn handle(&self) -> WriterHandle {
+        WriterHandle {
+            sender: self.sender.downgrade(),
+        }
+    }
+
+    /// Closes the queue; the thread commits what is queued and ends. Join the returned handle.
+    pub fn stop(self) -> JoinHandle<()> {
+        drop(self.sender);
+        self.thread
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.work.fmt(f)
+    }
+}
+
+impl WriterHandle {
+    /// Stores and evaluates the results of one request atomically.
+    pub async fn ingest(&self, results: Vec<CheckResult>) -> Result<IngestCounts, WriteError> {
+        match self.submit(Work::Ingest(results)).await? {
+            Done::Ingested(counts) => Ok(counts),
+            _ => unreachable!("ingest work always answers with counts"),
+        }
+    }
+
+    /// Suppresses a confirmed anomaly at `at`.
+    pub async fn suppress(&self, id: u64, at: Timestamp) -> Result<(), WriteError> {
+        self.submit(Work::Suppress { id, at }).await.map(drop)
+    }
+
+    /// Lifts the suppression of an anomaly.
+    pub async fn unsuppress(&self, id: u64) -> Result<(), WriteError> {
+        self.submit(Work::Unsuppress { id }).await.map(drop)
+    }
+
+    /// Runs the analyzer at `at` and stores what it produced.
+    pub async fn analyze(&self, at: Timestamp) -> Result<(), WriteError> {
+        self.submit(Work::Analyze { at }).await.map(drop)
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
+        sender.try_send(Job { work, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+            mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+        })?;
+        // Only the writer thread's owner keeps the queue open.
+        drop(sender);
+        answer.await.map_err(|_| WriteError::Closed)?
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    store: Arc<Store>,
+    detector: Detector,
+    /// Series ids by key, so the hot path needs no lookup in the file.
+    ids: HashMap<SeriesKey, u64>,
+    config: ConfigFeed,
+    events: Arc<EventHub>,
+}
+
+/// Loads the detector from the store and starts the writer thread.
+pub fn start(
+    store: Arc<Store>,
+    config: ConfigFeed,
+    events: Arc<EventHub>,
+) -> Result<WriterThread, StoreError> {
+    let Restored {
+        detector,
+        ids,
+        analyzer_last_run,
+    } = restore(&store)?;
+    tracing::info!(series = ids.len(), "detector restored");
+    let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
+    let writer = Writer {
+        store,
+        detector,
+        ids,
+        config,
+        events,
+    };
+    let thread = std::thread::Builder::new()
+        .name("anomalyd-writer".into())
+        .spawn(move || writer.run(receiver))
+        .expect("spawning a thread only fails when the process is out of resources");
+    Ok(WriterThread {
+        sender,
+        thread,
+        analyzer_last_run,
+    })
+}
+
+/// The writer's state as loaded from the file.
+struct Restored {
+    detector: Detector,
+    ids: HashMap<SeriesKey, u64>,
+    analyzer_last_run: Option<Timestamp>,
+}
+
+/// Rebuilds the detector and the series ids from the file.
+fn restore(store: &Store) -> Result<Restored, StoreError> {
+    let mut snap = read::snapshot(store.database())?;
+    let mut rows: HashMap<u64, SeriesSnapshot> = HashMap::new();
+    for (series_id, row) in snap.open_rows.drain(..) {
+        let entry = rows.entry(series_id).or_default();
+        match row.kind {
+            Kind::Spike => entry.spike_row = Some(row),
+            Kind::Drift => entry.drift_row = Some(row),
+        }
+    }
+    let mut ids = HashMap::with_capacity(snap.series.len());
+    let mut series = Vec::with_capacity(snap.series.len());
+    for (id, key) in snap.series {
+        let mut s = rows.remove(&id).unwrap_or_default();
+        s.baseline = snap.baselines.remove(&id);
+        if let Some(state) = snap.states.get(&id) {
+            state.fill(&mut s);
+        }
+        s.hour = snap.current_hours.remove(&id).map(|(hour_start, summary)| {
+            crate::detector::HourSummary {
+                hour_start,
+                summary,
+            }
+        });
+        ids.insert(key.clone(), id);
+        series.push((key, s));
+    }
+    Ok(Restored {
+        detector: Detector::restore(series),
+        ids,
+        analyzer_last_run: snap.analyzer_last_run,
+    })
+}
+
+impl Writer {
+    fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
+        let mut carried: Option<Job> = None;
+        loop {
+            let first = match carried.take() {
+                Some(job) => job,
+                None => match receiver.blocking_recv() {
+                    Some(job) => job,
+                    None => break,
+                },
+            };
+            let (batch, next) = gather(first, &mut receiver);
+            carried = next;
+            self.commit_group(batch);
+        }
+        tracing::info!("writer stopped");
+    }
+
+    /// Commits a group; when it fails, retries each job alone so one bad job fails alone.
+    fn commit_group(&mut self, batch: Vec<Job>) {
+        let works: Vec<&Work> = batch.iter().map(|j| &j.work).collect();
+        match self.try_commit(&works) {
+            Ok(done) => reply_each(batch, done),
+            Err(error) if batch.len() == 1 => {
+                tracing::error!(%error, "write failed");
+                reply_all_err(batch, error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, jobs = batch.len(), "group write failed, retrying one by one");
+                for job in batch {
+                    self.commit_group(vec![job]);
+                }
+            }
+        }
+    }
+
+    /// Runs the works in one transaction and publishes their events after commit. On any
+    /// failure the transaction is dropped and the detector reloaded from the file.
+    fn try_commit(&mut self, works: &[&Work]) -> Result<Vec<Result<Done, WriteError>>, WriteError> {
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(works)));
+        let failure = match attempt {
+            Ok(Ok((done, events))) => {
+                self.events.publish(events);
+                return Ok(done);
+            }
+            Ok(Err(error)) => error,
+            Err(panic) => WriteError::Panicked(panic_message(panic)),
+        };
+        match restore(&self.store) {
+            Ok(restored) => (self.detector, self.ids) = (restored.detector, restored.ids),
+            Err(error) => {
+                tracing::error!(%error, "reloading the detector after a failed write failed")
+            }
+        }
+        Err(failure)
+    }
+}
+
+/// Takes `first` and whatever else is queued, up to the group limit. An analyzer run reads the
+/// committed file, so it goes in a group of its own.
+fn gather(first: Job, receiver: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
+    let alone = matches!(first.work, Work::Analyze { .. });
+    let mut size = weight(&first.work);
+    let mut batch = vec![first];
+    while !alone && size < GROUP_RESULTS {
+        let Ok(job) = receiver.try_recv() else { break };
+        if matches!(job.work, Work::Analyze { .. }) {
+            return (batch, Some(job));
+        }
+        size += weight(&job.work);
+        batch.push(job);
+    }
+    (batch, None)
+}
+
+fn weight(work: &Work) -> usize {
+    match work {
+        Work::Ingest(results) => results.len(),
+        _ => 1,
+    }
+}
+
+fn reply_each(batch: Vec<Job>, done: Vec<Result<Done, WriteError>>) {
+    for (job, done) in batch.into_iter().zip(done) {
+        // The client may have gone away; its data is committed all the same.
+        let _ = job.reply.send(done);
+    }
+}
+
+fn reply_all_err(batch: Vec<Job>, error: WriteError) {
+    let message = error.to_string();
+    let mut error = Some(error);
+    for job in batch {
+        let e = error
+            .take()
+            .unwrap_or_else(|| WriteError::Panicked(message.clone()));
+        let _ = job.reply.send(Err(e));
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,104 @@
+//! The hourly analyzer through the writer. It reads the stored hourly summaries, and its
+//! baselines and last-run time are stored in one transaction. A missed hour runs at start.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anomalyd::config::ConfigSnapshot;
+use anomalyd::engine::Timestamp;
+use anomalyd::events::EventHub;
+use anomalyd::ingest::{self, Framing};
+use anomalyd::server::{ServeOptions, run};
+use anomalyd::store::{Store, WriteTables, read};
+use anomalyd::writer;
+use support::{latency, within};
+use tokio::sync::watch;
+
+fn learn_body(system: &str, count: u32) -> String {
+    (0..count)
+        .map(|i| latency(system, i, 100.0 + f64::from(i % 4)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn analyzer_run_stores_baselines_and_last_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    let events = Arc::new(EventHub::default());
+    let writer = writer::start(store.clone(), config, events.clone()).expect("writer");
+    let handle = writer.handle();
+
+    // 20 samples: too few for the inline baseline, so only the analyzer can make one from
+    // 20 + 10 samples across two hours.
+    let first = ingest::parse(learn_body("shop", 20).as_bytes(), Framing::Ndjson).expect("parse");
+    within(handle.ingest(first)).await.expect("ingest");
+    let later: Vec<String> = (0..10).map(|i| latency("shop", 60 + i, 101.0)).collect();
+    let later = ingest::parse(later.join("\n").as_bytes(), Framing::Ndjson).expect("parse");
+    within(handle.ingest(later)).await.expect("ingest");
+    assert!(
+        read::series(store.database(), &Default::default()).expect("series")[0]
+            .baseline
+            .is_some()
+    );
+
+    let at = Timestamp::from_millis(1_767_322_800_000); // 2026-01-02T03:00:00Z
+    within(handle.analyze(at)).await.expect("analyze");
+    let snapshot = read::snapshot(store.database()).expect("snapshot");
+    assert_eq!(snapshot.analyzer_last_run, Some(at));
+    let baseline = snapshot.baselines.values().next().expect("baseline");
+    assert_eq!(baseline.computed_at, at);
+    assert_eq!(baseline.sample_count, 30);
+    let names: Vec<&str> = events.since(0).iter().map(|e| e.name).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "baseline-updated").count(),
+        2,
+        "{names:?}"
+    );
+
+    drop(handle);
+    within(tokio::task::spawn_blocking(move || writer.stop().join()))
+        .await
+        .expect("join")
+        .expect("writer thread");
+}
+
+#[tokio::test]
+async fn missed_hour_runs_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let long_ago = Timestamp::from_millis(1_767_312_000_000); // 2026-01-02T00:00:00Z
+    {
+        let store = Store::open(dir.path()).expect("store");
+        let tx = store.database().begin_write().expect("begin");
+        let mut tables = WriteTables::open(&tx).expect("tables");
+        tables.set_analyzer_last_run(long_ago).expect("last run");
+        tables.finish().expect("finish");
+        tx.commit().expect("commit");
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut options = ServeOptions::new(dir.path());
+    options.shutdown_timeout = Duration::from_secs(5);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(listener, options, async {
+        let _ = stopped.await;
+    }));
+    // The catch-up run is queued at start; give it a moment, then stop, which commits the queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop.send(());
+    within(server)
+        .await
+        .expect("server task")
+        .expect("server run");
+
+    let store = Store::open(dir.path()).expect("reopen");
+    let last_run = read::snapshot(store.database())
+        .expect("snapshot")
+        .analyzer_last_run;
+    assert!(last_run.is_some_and(|at| at > long_ago), "{last_run:?}");
+}
