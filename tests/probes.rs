@@ -60,7 +60,7 @@ fn assertion(
     }
 }
 
-/// A snapshot with `checks`, all assigned to one system.
+/// Builds a snapshot with `checks`, all assigned to one system.
 fn snapshot(checks: Vec<Healthcheck>) -> ConfigSnapshot {
     let system = System {
         name: SYSTEM.to_owned(),
@@ -99,7 +99,7 @@ async fn run_once(check: &Healthcheck) -> CheckResult {
     results.remove(0)
 }
 
-/// An HTTP/1.1 server that answers every request after `latency_ms` with `status` and `body`.
+/// An HTTP/1.1 server that responds to every request after `latency_ms` with `status` and `body`.
 struct HttpServer {
     url: String,
     latency_ms: Arc<AtomicU64>,
@@ -477,6 +477,21 @@ async fn script_timeout_kills_the_program() {
         "process {} still exists",
         pid.trim()
     );
+}
+
+#[tokio::test]
+async fn script_background_child_keeps_exit_code() {
+    // The background `sleep` keeps stdout open after `sh` exits, so capture ends at the timeout.
+    let check = script_check(json!(["-c", "sleep 2 & echo done"]), 300);
+
+    let result = run_once(&check).await;
+    assert_eq!(field(&result, "exitCode"), Some(&Value::Number(0.0)));
+    assert_eq!(field(&result, "timedOut"), Some(&Value::Bool(false)));
+    assert_eq!(
+        field(&result, "stdout"),
+        Some(&Value::Text("done\n".to_owned()))
+    );
+    assert_eq!(result.status, Status::Healthy);
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ pub(crate) struct Observation<'a> {
 }
 
 impl Observation<'_> {
-    /// Returns the value of `field`, or the part of it at `path` when the field holds JSON text.
+    /// Returns the value of `field`, or the part of it at `path` when the field contains JSON text.
     fn lookup(&self, field: &str, path: Option<&JsonPath>) -> Option<Json> {
         let value = match (field, self.body) {
             ("body", Some(body)) => Json::String(body.to_owned()),
@@ -65,7 +65,7 @@ pub(crate) struct CompiledAssertion {
     label: String,
 }
 
-/// Where an assertion sits in the healthcheck, for error messages.
+/// The position of an assertion in its healthcheck, for error messages.
 pub(crate) struct AssertionSite<'a> {
     pub healthcheck: &'a str,
     pub collector_index: usize,

@@ -104,17 +104,17 @@ impl HttpProbe {
         }
         let mut response = request.send().await?;
         let status = response.status();
-        let mut kept = Vec::new();
+        let mut kept_body = Vec::new();
         let mut body_length = 0;
         while let Some(chunk) = response.chunk().await? {
             body_length += chunk.len();
-            let room = MAX_KEPT_BODY_BYTES.saturating_sub(kept.len());
-            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let room = MAX_KEPT_BODY_BYTES.saturating_sub(kept_body.len());
+            kept_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         Ok((
             status,
             body_length,
-            String::from_utf8_lossy(&kept).into_owned(),
+            String::from_utf8_lossy(&kept_body).into_owned(),
         ))
     }
 

@@ -5,7 +5,7 @@
 //! [`Probes::start`] is the entry point. It follows a `watch` channel of configuration snapshots,
 //! starts, restarts and stops one task per check as the snapshot changes, and sends every result
 //! to an `mpsc` sink. Healthchecks with any other strategy stay templates for pushed results,
-//! which [`is_supported`] tells the settings page.
+//! and [`is_supported`] reports which is which to the settings page.
 //!
 //! Each strategy reports the fields of the matching built-in collector, so the catalogue's
 //! anomaly annotations apply:
@@ -15,6 +15,14 @@
 //! | `healthcheck-http.http` | `healthcheck-http.request` | statusCode, statusText, responseTimeMs, bodyLength, success |
 //! | `healthcheck-tcp.tcp` | `healthcheck-tcp.banner` | readTimeMs, hasBanner, banner |
 //! | `healthcheck-script.execute` | `healthcheck-script.execute` | exitCode, executionTimeMs, success, timedOut, stdout, stderr |
+//!
+//! Settings (timeouts in milliseconds):
+//!
+//! | Strategy | Keys |
+//! |---|---|
+//! | HTTP | `url` (required), `method` (GET), `headers` (map or list of `{name, value}`), `body`, `timeout` (10 000), `expectedStatus` |
+//! | TCP | `host` and `port` (required), `timeout` (10 000), `readBanner` (false) |
+//! | command | `command` (required, run without a shell), `args`, `timeout` (30 000), `cwd`, `env` |
 //!
 //! Settings are read from the healthcheck's `config`, overlaid key by key by the `config` of
 //! the collector entry with the matching id, because Checkstack keeps the HTTP request settings
@@ -100,14 +108,14 @@ pub async fn run_once(
     Ok(plan.run(client).await)
 }
 
-/// What one probe run observed.
+/// The observations of one probe run.
 #[derive(Debug)]
 pub(crate) struct Measurement {
     /// Reported fields of the strategy's collector.
     pub fields: Vec<(&'static str, Value)>,
     /// The HTTP response body, for assertions only: it never leaves the probe.
     pub body: Option<String>,
-    /// Why the probe failed; a failed run is unhealthy.
+    /// The reason the probe failed. A failed run is unhealthy.
     pub failure: Option<String>,
     pub elapsed: Duration,
 }

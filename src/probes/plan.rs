@@ -14,8 +14,8 @@ use crate::config::Healthcheck;
 use crate::engine::Timestamp;
 use crate::series::{CheckResult, FieldValue, Status};
 
-/// Time a run may take beyond the probe's own timeout before it is stopped from outside; the
-/// probes enforce their timeouts themselves, so this only catches a probe that ignores its own.
+/// Time a run may take beyond the probe's own timeout before it is stopped from outside. Each
+/// probe enforces its own timeout, so this only stops a probe that overruns it.
 const RUN_GRACE: Duration = Duration::from_secs(2);
 
 /// A strategy anomalyd runs itself.
@@ -128,7 +128,7 @@ impl ProbePlan {
         })
     }
 
-    /// The longest a run can take before the probe itself gives up.
+    /// Returns the probe's own timeout of one run.
     pub(crate) fn timeout(&self) -> Duration {
         match &self.probe {
             Probe::Http(probe) => probe.timeout,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ProbeConfigError;
 
-/// Longest timeout a probe accepts, in milliseconds (one hour).
+/// Maximum timeout a probe accepts, in milliseconds (one hour).
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// One config object and the key path it sits at, for example `config` or

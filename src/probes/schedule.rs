@@ -21,7 +21,7 @@ use crate::series::CheckResult;
 /// How long the same config error of a healthcheck stays quiet after it was logged.
 const CONFIG_WARNING_PERIOD: Duration = Duration::from_secs(600);
 
-/// Longest random delay added to each run after the first.
+/// Maximum random delay added to the start of each run after the first.
 const MAX_RUN_OFFSET: Duration = Duration::from_secs(1);
 
 /// Settings of the probe schedule.
@@ -89,7 +89,7 @@ impl Probes {
     }
 }
 
-/// What every probe task uses.
+/// Resources every probe task uses.
 struct Shared {
     client: reqwest::Client,
     permits: Semaphore,
@@ -303,8 +303,8 @@ fn run_offset(interval: Duration) -> Duration {
         .mul_f64(random_fraction())
 }
 
-/// Returns a random number in `[0, 1)`. Each `RandomState` is seeded with fresh keys, which is
-/// random enough to spread start times and needs no extra dependency.
+/// Returns a random number in `[0, 1)`. The standard library gives every new `RandomState`
+/// different SipHash keys, which is random enough to spread start times without a dependency.
 fn random_fraction() -> f64 {
     let bits = RandomState::new().hash_one(0_u8) >> 11;
     bits as f64 / (1_u64 << 53) as f64

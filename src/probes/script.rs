@@ -25,8 +25,8 @@ pub(crate) const CONFIG_KEYS: &[&str] = &["command", "args", "timeout", "cwd", "
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bytes of stdout and of stderr kept per run; the rest is read and dropped so that the program
-/// never blocks on a full pipe.
+/// Bytes of stdout and of stderr kept per run. The rest is read and dropped, so a program that
+/// writes a lot does not block on a full pipe.
 pub(crate) const MAX_OUTPUT_BYTES: usize = 4096;
 
 /// A validated command probe.
@@ -39,7 +39,7 @@ pub(crate) struct ScriptProbe {
     env: Vec<(String, String)>,
 }
 
-/// What a finished or killed program left behind.
+/// The exit code and captured output of a finished or killed program.
 struct Exit {
     code: Option<i32>,
     timed_out: bool,
@@ -75,34 +75,37 @@ impl ScriptProbe {
                     ("timedOut", Value::Bool(false)),
                 ],
                 body: None,
-                failure: Some(format!("failed to start `{}`: {error}", self.command)),
+                failure: Some(format!("failed to run `{}`: {error}", self.command)),
                 elapsed,
             },
         }
     }
 
     // NOTE: only the started program is killed on timeout. A child it started keeps running,
-    // and while that child holds stdout or stderr open the run lasts until the timeout.
+    // and while that child keeps stdout or stderr open the run waits until the timeout.
     async fn execute(&self) -> std::io::Result<Exit> {
         let mut child = self.command().spawn()?;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
+        let mut exit_status = None;
         let stdout_pipe = child.stdout.take();
         let stderr_pipe = child.stderr.take();
-        let finished = tokio::time::timeout(self.timeout, async {
-            let (_, _, status) = tokio::join!(
+        let capture = async {
+            tokio::join!(
                 read_capped(stdout_pipe, &mut stdout),
                 read_capped(stderr_pipe, &mut stderr),
-                child.wait()
-            );
-            status
-        })
-        .await;
-        let (code, timed_out) = match finished {
-            Ok(status) => (status?.code(), false),
-            Err(_) => {
+                async { exit_status = Some(child.wait().await) },
+            )
+        };
+        // The output read so far is kept even when the timeout ends the capture.
+        let _ = tokio::time::timeout(self.timeout, capture).await;
+
+        let timed_out = exit_status.is_none();
+        let code = match exit_status {
+            Some(status) => status?.code(),
+            None => {
                 child.kill().await?;
-                (None, true)
+                None
             }
         };
         Ok(Exit {

@@ -17,7 +17,7 @@ pub(crate) const CONFIG_KEYS: &[&str] = &["host", "port", "timeout", "readBanner
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest banner kept; reading stops at the first line break or here.
+/// Maximum banner length kept, in bytes. Reading stops at the first line break or here.
 const MAX_BANNER_BYTES: usize = 1024;
 
 /// A validated TCP probe.
@@ -107,7 +107,7 @@ fn measured(banner: Option<String>, elapsed: Duration) -> Measurement {
     }
 }
 
-/// A run without a connection reports no read time, so a refused port adds no latency sample.
+/// Builds the measurement of a failed run, which has no read time to report.
 fn failed(reason: String, elapsed: Duration) -> Measurement {
     Measurement {
         fields: vec![("hasBanner", Value::Bool(false))],

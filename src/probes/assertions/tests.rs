@@ -49,9 +49,18 @@ fn passes(field: &str, path: Option<&str>, operator: &str, value: Option<Json>) 
     compiled.evaluate(&observation).is_ok()
 }
 
+/// One table row: field, JSON path, operator, value and whether the assertion passes.
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<Json>,
+    bool,
+);
+
 #[test]
 fn operators_by_table() {
-    let cases: &[(&str, Option<&str>, &str, Option<Json>, bool)] = &[
+    let cases: &[Case] = &[
         ("statusCode", None, "equals", Some(json!(200)), true),
         ("statusCode", None, "equals", Some(json!("200")), true),
         ("statusCode", None, "equals", Some(json!(201)), false),
