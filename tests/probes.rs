@@ -296,6 +296,35 @@ async fn http_fields_and_body_assertion() {
 }
 
 #[tokio::test]
+async fn http_refused_and_slow_are_unhealthy() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let refused_url = format!(
+        "http://{}/",
+        listener.local_addr().expect("a local address")
+    );
+    drop(listener);
+    let slow = http_server("200 OK", "ok", 5000).await;
+    let mut slow_check = http_check(&slow.url, 30);
+    slow_check.config["timeout"] = json!(200);
+
+    let refused = run_once(&http_check(&refused_url, 30)).await;
+    assert_eq!(refused.status, Status::Unhealthy);
+    assert_eq!(field(&refused, "success"), Some(&Value::Bool(false)));
+    assert!(field(&refused, "responseTimeMs").is_none());
+
+    let started = Instant::now();
+    let timed_out = run_once(&slow_check).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the run ended at its timeout"
+    );
+    assert_eq!(timed_out.status, Status::Unhealthy);
+    assert_eq!(field(&timed_out, "success"), Some(&Value::Bool(false)));
+}
+
+#[tokio::test]
 async fn http_request_settings_are_sent() {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -79,7 +79,10 @@ impl HttpProbe {
             Ok(Ok((status, body_length, body))) => {
                 self.measurement(status, body_length, body, elapsed)
             }
-            Ok(Err(error)) => failure(format!("request to {} failed: {error}", self.url), elapsed),
+            Ok(Err(error)) => {
+                let reason = error_chain(&error.without_url());
+                failure(format!("request to {} failed: {reason}", self.url), elapsed)
+            }
             Err(_) => failure(
                 format!(
                     "request to {} timed out after {} ms",
@@ -158,6 +161,17 @@ fn failure(reason: String, elapsed: Duration) -> Measurement {
         failure: Some(reason),
         elapsed,
     }
+}
+
+/// Joins an error and its sources, so that the cause (for example "connection refused") shows.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 fn parse_url(reader: &ConfigReader<'_>) -> Result<Url, ProbeConfigError> {

@@ -154,8 +154,12 @@ impl Reconciler {
             .cloned()
             .collect();
         for name in removed {
-            self.stop(&name).await;
-            tracing::info!(healthcheck = %name, "probe stopped: check removed or unassigned");
+            let interval_secs = self.stop(&name).await;
+            tracing::info!(
+                healthcheck = %name,
+                interval_secs,
+                "probe stopped: check removed or assigned to no system"
+            );
         }
         self.warned
             .retain(|name, _| wanted.contains_key(name.as_str()));
@@ -170,13 +174,16 @@ impl Reconciler {
         if previous == Some(&definition) {
             return;
         }
-        let restarting = previous.is_some();
-        self.stop(name).await;
+        let stopped_interval_secs = self.stop(name).await;
         match ProbePlan::new(healthcheck, definition.systems.clone()) {
-            Ok(plan) => self.spawn(plan, definition, restarting),
+            Ok(plan) => self.spawn(plan, definition, stopped_interval_secs.is_some()),
             Err(error) => {
-                if restarting {
-                    tracing::info!(healthcheck = %name, "probe stopped: its new config is invalid");
+                if let Some(interval_secs) = stopped_interval_secs {
+                    tracing::info!(
+                        healthcheck = %name,
+                        interval_secs,
+                        "probe stopped: its changed config is invalid"
+                    );
                 }
                 self.warn_invalid(error);
             }
@@ -188,13 +195,14 @@ impl Reconciler {
         for warning in &plan.warnings {
             tracing::warn!(healthcheck = %plan.healthcheck, "{warning}");
         }
+        let change = if restarting { "restarted" } else { "started" };
         tracing::info!(
             healthcheck = %plan.healthcheck,
             strategy = plan.strategy,
             interval_secs = plan.interval_secs,
             systems = plan.systems.len(),
-            "{}",
-            if restarting { "probe restarted with a changed config" } else { "probe started" }
+            change,
+            "probe running"
         );
         self.warned.remove(&plan.healthcheck);
         let name = plan.healthcheck.clone();
@@ -221,12 +229,13 @@ impl Reconciler {
     }
 
     /// Stops the task of one check and waits until it has ended, so a check never runs twice.
-    async fn stop(&mut self, name: &str) {
-        if let Some(running) = self.running.remove(name) {
-            running.task.abort();
-            // The task was aborted on purpose, so its cancellation error carries no news.
-            let _ = running.task.await;
-        }
+    /// Returns the interval of the stopped probe, or `None` when none was running.
+    async fn stop(&mut self, name: &str) -> Option<u32> {
+        let running = self.running.remove(name)?;
+        running.task.abort();
+        // The task was aborted on purpose, so its cancellation error carries no news.
+        let _ = running.task.await;
+        Some(running.definition.interval_secs)
     }
 
     async fn stop_all(&mut self) {
