@@ -1,8 +1,6 @@
 //! Assertions on probe result fields: compiled once when a probe starts and evaluated after every
 //! run. A failed assertion makes the run unhealthy.
 
-use std::fmt;
-
 use regex::Regex;
 use serde_json::Value as Json;
 
@@ -316,12 +314,6 @@ fn parse_step(text: &str, first: bool) -> Option<(Step, &str)> {
         return None;
     }
     Some((Step::Key(key.to_owned()), &rest[end..]))
-}
-
-impl fmt::Display for CompiledAssertion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.label)
-    }
 }
 
 #[cfg(test)]
