@@ -683,6 +683,118 @@ async fn unassigned_and_pushed_checks_do_not_run() {
     assert_eq!(count, 0);
 }
 
+#[tokio::test]
+async fn stop_kills_a_running_program() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let pid_file = dir.path().join("pid");
+    let script = format!(
+        "echo $$ > '{}.tmp' && mv '{0}.tmp' '{0}'; exec sleep 30",
+        pid_file.display()
+    );
+    let config = snapshot(vec![script_check(json!(["-c", script]), 60_000)]);
+    let (_config_tx, config_rx) = watch::channel(Arc::new(config));
+    let (sink, _results) = mpsc::channel(8);
+    let options = ProbeOptions {
+        interval_unit: Duration::from_millis(10),
+        ..ProbeOptions::default()
+    };
+    let probes = Probes::start(config_rx, sink, options).expect("the probes start");
+
+    let wait_for_pid = async {
+        loop {
+            if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+                return pid.trim().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let pid = timeout(TEST_TIMEOUT, wait_for_pid)
+        .await
+        .expect("the program starts");
+    timeout(TEST_TIMEOUT, probes.stop())
+        .await
+        .expect("the probes stop");
+
+    let gone = async {
+        while is_running(&pid) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    timeout(Duration::from_secs(5), gone)
+        .await
+        .expect("the program was killed");
+}
+
+/// Returns whether a process exists and is not a zombie waiting to be reaped.
+fn is_running(pid: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.trim_start().chars().next());
+    state != Some(Some('Z'))
+}
+
+#[tokio::test]
+async fn invalid_check_leaves_others_running() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("a local address").port();
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let valid = healthcheck(
+        "db",
+        "healthcheck-tcp.tcp",
+        1,
+        json!({"host": "127.0.0.1", "port": port}),
+    );
+    let invalid = healthcheck(
+        "web",
+        "healthcheck-http.http",
+        1,
+        json!({"url": "not a url"}),
+    );
+    let (_config_tx, config_rx) = watch::channel(Arc::new(snapshot(vec![valid, invalid])));
+    let (sink, mut results) = mpsc::channel(64);
+    let options = ProbeOptions {
+        interval_unit: Duration::from_millis(50),
+        ..ProbeOptions::default()
+    };
+    let probes = Probes::start(config_rx, sink, options).expect("the probes start");
+
+    let received = async {
+        let mut checks = Vec::new();
+        for _ in 0..5 {
+            checks.push(results.recv().await.expect("a result").healthcheck);
+        }
+        checks
+    };
+    let checks = timeout(TEST_TIMEOUT, received)
+        .await
+        .expect("results arrive");
+    probes.stop().await;
+    assert_eq!(checks, vec!["db"; 5]);
+}
+
+#[tokio::test]
+async fn https_handshake_failure_is_unhealthy() {
+    // A server that closes every connection at once: the TLS handshake fails without a panic,
+    // which needs the crypto provider installed.
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let url = format!(
+        "https://{}/",
+        listener.local_addr().expect("a local address")
+    );
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+
+    let result = run_once(&http_check(&url, 30)).await;
+    assert_eq!(result.status, Status::Unhealthy);
+    assert_eq!(field(&result, "success"), Some(&Value::Bool(false)));
+}
+
 #[test]
 fn supported_strategies() {
     assert!(probes::is_supported("healthcheck-http.http"));
