@@ -53,6 +53,24 @@ pub struct Probes {
 impl Probes {
     /// Starts a probe for every runnable healthcheck in `config` and keeps the set in step with
     /// each new snapshot; results go to `sink`. Must be called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    ///
+    /// use anomalyd::config::ConfigSnapshot;
+    /// use anomalyd::probes::{ProbeOptions, Probes};
+    /// use tokio::sync::{mpsc, watch};
+    ///
+    /// # async fn serve(config: watch::Receiver<Arc<ConfigSnapshot>>) {
+    /// let (sink, mut results) = mpsc::channel(256);
+    /// let probes = Probes::start(config, sink, ProbeOptions::default()).expect("TLS setup works");
+    /// while let Some(result) = results.recv().await {
+    ///     // Hand `result` to the same ingest path as results posted to the API.
+    ///     # drop(result);
+    /// }
+    /// probes.stop().await;
+    /// # }
+    /// ```
     pub fn start(
         config: watch::Receiver<Arc<ConfigSnapshot>>,
         sink: mpsc::Sender<CheckResult>,
