@@ -164,11 +164,11 @@ impl Reconciler {
     }
 
     async fn reconcile(&mut self, snapshot: &ConfigSnapshot) {
-        let wanted = runnable(snapshot);
+        let runnable_checks = runnable(snapshot);
         let removed: Vec<String> = self
             .running
             .keys()
-            .filter(|name| !wanted.contains_key(name.as_str()))
+            .filter(|name| !runnable_checks.contains_key(name.as_str()))
             .cloned()
             .collect();
         for name in removed {
@@ -180,8 +180,8 @@ impl Reconciler {
             );
         }
         self.warned
-            .retain(|name, _| wanted.contains_key(name.as_str()));
-        for (name, (healthcheck, definition)) in wanted {
+            .retain(|name, _| runnable_checks.contains_key(name.as_str()));
+        for (name, (healthcheck, definition)) in runnable_checks {
             self.apply(name, healthcheck, definition).await;
         }
     }
@@ -268,7 +268,7 @@ impl Reconciler {
 /// Returns the healthchecks the probes should run: a built-in strategy and at least one
 /// assigned system.
 fn runnable(snapshot: &ConfigSnapshot) -> BTreeMap<&str, (&Healthcheck, Definition)> {
-    let mut wanted = BTreeMap::new();
+    let mut runnable_checks = BTreeMap::new();
     for healthcheck in snapshot.healthchecks.values() {
         if !is_supported(&healthcheck.strategy) {
             continue;
@@ -289,9 +289,9 @@ fn runnable(snapshot: &ConfigSnapshot) -> BTreeMap<&str, (&Healthcheck, Definiti
             collectors: healthcheck.collectors.clone(),
             systems,
         };
-        wanted.insert(healthcheck.name.as_str(), (healthcheck, definition));
+        runnable_checks.insert(healthcheck.name.as_str(), (healthcheck, definition));
     }
-    wanted
+    runnable_checks
 }
 
 /// Runs one check on its interval until aborted or until the sink closes. The first run falls

@@ -25,7 +25,7 @@ pub(crate) const CONFIG_KEYS: &[&str] = &["command", "args", "timeout", "cwd", "
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bytes of stdout and of stderr kept per run. The rest is read and dropped, so a program that
+/// Bytes of stdout and of stderr captured per run. The rest is read and dropped, so a program that
 /// writes a lot does not block on a full pipe.
 pub(crate) const MAX_OUTPUT_BYTES: usize = 4096;
 
@@ -97,7 +97,7 @@ impl ScriptProbe {
                 async { exit_status = Some(child.wait().await) },
             )
         };
-        // The output read so far is kept even when the timeout ends the capture.
+        // The output read so far stays in the buffers when the timeout ends the capture.
         let _ = tokio::time::timeout(self.timeout, capture).await;
 
         let timed_out = exit_status.is_none();
@@ -169,8 +169,8 @@ impl ScriptProbe {
     }
 }
 
-/// Reads a pipe to its end, keeping the first [`MAX_OUTPUT_BYTES`] bytes in `kept`.
-async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, kept: &mut Vec<u8>) {
+/// Reads a pipe to its end, keeping the first [`MAX_OUTPUT_BYTES`] bytes in `captured`.
+async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, captured: &mut Vec<u8>) {
     let Some(mut pipe) = pipe else {
         return;
     };
@@ -180,7 +180,7 @@ async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, kept: &mut Vec<u8>) {
         if read == 0 {
             break;
         }
-        let room = MAX_OUTPUT_BYTES.saturating_sub(kept.len());
-        kept.extend_from_slice(&chunk[..read.min(room)]);
+        let room = MAX_OUTPUT_BYTES.saturating_sub(captured.len());
+        captured.extend_from_slice(&chunk[..read.min(room)]);
     }
 }
