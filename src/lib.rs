@@ -16,6 +16,8 @@
 //! - [`server`]: `serve` as a library call on a given listener, with orderly shutdown.
 //! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
+//! - [`probes`]: the built-in HTTP, TCP and command probes and their schedule.
+//! - [`http_client`]: the outbound HTTP client settings shared by probes and notifiers.
 //! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
 
 pub mod analyzer;
@@ -26,7 +28,9 @@ pub mod engine;
 pub mod events;
 pub mod gitops;
 pub mod http;
+pub mod http_client;
 pub mod ingest;
+pub mod probes;
 pub mod replay;
 pub mod retention;
 pub mod series;
