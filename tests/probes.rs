@@ -68,6 +68,7 @@ fn snapshot(checks: Vec<Healthcheck>) -> ConfigSnapshot {
         description: None,
         healthchecks: checks.iter().map(|check| check.name.clone()).collect(),
         anomaly: BTreeMap::new(),
+        healthcheck_options: BTreeMap::new(),
         source: Source::Api,
     };
     ConfigSnapshot {
