@@ -100,6 +100,7 @@ fn snapshot(strategy: &str, config: &serde_json::Value, checks: usize) -> Config
         description: None,
         healthchecks: healthchecks.keys().cloned().collect(),
         anomaly: BTreeMap::new(),
+        healthcheck_options: BTreeMap::new(),
         source: Source::Api,
     };
     ConfigSnapshot {
