@@ -4,16 +4,21 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::analyzer::{self, AnalyzerRun};
+use crate::clock::ManualClock;
 use crate::config::ConfigSnapshot;
 use crate::detector::{Detector, RowStep, SampleStatus, SeriesUpdate};
 use crate::engine::{Kind, NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
 use crate::events::{Event, Payload};
+use crate::retention::{self, DEFAULT_ANOMALY_RETENTION_DAYS, Retention};
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
 use crate::views::{AnomalyView, BaselineView};
 
 use super::history::StoreHistory;
 use super::{Done, IngestCounts, Work, WriteError, Writer};
+
+/// Maximum number of anomaly rows one retention pass looks at.
+const ANOMALY_SCAN_LIMIT: usize = 10_000;
 
 /// Changes one transaction collects before it commits.
 #[derive(Default)]
@@ -215,6 +220,7 @@ impl Writer {
         })?;
         drop(history);
         self.store_run(w, group, &run)?;
+        self.prune(w, at, config)?;
         tracing::info!(
             baselines = run.baselines.len(),
             drift_steps = run.drift.len(),
@@ -251,6 +257,31 @@ impl Writer {
             }
         }
         w.set_analyzer_last_run(run.at)?;
+        Ok(())
+    }
+
+    /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`. Each run
+    /// removes at most one scan's worth of anomalies; the rest go in later runs.
+    // NOTE: stale series (not seen for twice their window) keep their baseline and state; only
+    // their samples and summaries age out here.
+    fn prune(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        at: Timestamp,
+        config: &ConfigSnapshot,
+    ) -> Result<(), WriteError> {
+        let clock = ManualClock::new(at);
+        let retention = Retention::new(&clock, DEFAULT_ANOMALY_RETENTION_DAYS);
+        let largest = retention::largest_window(config, self.ids.keys());
+        let sample_cutoff = retention.raw_sample_cutoff(largest);
+        let summary_cutoff = retention.summary_cutoff(largest);
+        for &id in self.ids.values() {
+            w.prune_samples(id, sample_cutoff)?;
+            w.prune_summaries(id, summary_cutoff)?;
+        }
+        let deleted =
+            w.prune_anomalies(ANOMALY_SCAN_LIMIT, |row| retention.anomaly_expired(row))?;
+        tracing::debug!(deleted, "expired anomalies deleted");
         Ok(())
     }
 
