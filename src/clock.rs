@@ -28,7 +28,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to, shared safely between threads.
+/// A clock that moves only when set or advanced, safe to share between threads.
 #[derive(Debug, Default)]
 pub struct ManualClock {
     now_ms: AtomicI64,

@@ -41,8 +41,8 @@ enum Command {
     /// Prints the JSON Schema (draft 2020-12) of the config file format, for editors.
     Schema,
     /// Replays a recorded series (NAB CSV or NDJSON results) through the detector and analyzer
-    /// in event time; writes events as NDJSON and a summary to stderr.
-    Replay(anomalyd::replay::ReplayArgs),
+    /// in event time. Writes events as NDJSON and a summary to stderr.
+    Replay(Box<anomalyd::replay::ReplayArgs>),
 }
 
 fn main() -> anyhow::Result<ExitCode> {

@@ -135,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_samples_kept_for_largest_window_or_chart_range() {
+    fn raw_sample_cutoff_cases() {
         let clock = ManualClock::new(NOW);
         let retention = Retention::new(&clock, DEFAULT_ANOMALY_RETENTION_DAYS);
         let cases = [
@@ -167,7 +167,7 @@ mod tests {
         let retention = Retention::new(&clock, DEFAULT_ANOMALY_RETENTION_DAYS);
         let cutoff = retention.summary_cutoff(Some(window("1d")));
         // The window (now − 24h, now] starts at 00:30 a day ago, so that day's 00:00 hour still
-        // overlaps it and is kept; the hour before it is not needed.
+        // overlaps it and is kept. The hour before it is not needed.
         assert_eq!(cutoff, at_days_ago(1.0));
         let oldest_needed = at_days_ago(1.0);
         let newest_expired = Timestamp(oldest_needed.0 - HOUR_MS);

@@ -396,3 +396,70 @@ fn flat_series_never_confirms_drift() {
         );
     }
 }
+
+#[test]
+fn drift_threshold_read_from_row() {
+    let mut harness = Harness::new(config("1h", drift_override(Direction::Deviation)));
+    let steep_hour = HourSummary {
+        hour_start: Timestamp(0),
+        summary: summary(steep()),
+    };
+    harness.history.record(&key(SYSTEM), steep_hour);
+    let first = harness.run_at(Timestamp(HOUR_MS));
+
+    // A row stored with a threshold of 3 keeps it, whatever the engine gives new rows.
+    let mut row = first.drift[0].step.anomaly.clone().expect("inserted");
+    row.confirmation_threshold = 3;
+    let mut snapshot = harness
+        .detector
+        .snapshot(&key(SYSTEM))
+        .expect("known series");
+    snapshot.drift_row = Some(row);
+    harness.detector = anomalyd::detector::Detector::restore([(key(SYSTEM), snapshot)]);
+
+    harness.history.record(
+        &key(SYSTEM),
+        HourSummary {
+            hour_start: Timestamp(HOUR_MS),
+            summary: summary(steep()),
+        },
+    );
+    let second = harness.run_at(Timestamp(2 * HOUR_MS));
+    let row = second.drift[0].step.anomaly.as_ref().expect("updated");
+    assert_eq!(row.suspicious_run_count, 2);
+    assert_eq!(row.state, State::Suspicious);
+    assert!(state_changes(&second).is_empty());
+    assert!(notifications(&second).is_empty());
+}
+
+#[test]
+fn drift_scoped_per_environment() {
+    let mut harness = Harness::new(config("1h", drift_override(Direction::Deviation)));
+    let prod = anomalyd::series::SeriesKey {
+        environment: Some("prod".into()),
+        ..key(SYSTEM)
+    };
+    for hour in 0..2 {
+        let hour_start = Timestamp(hour * HOUR_MS);
+        let steep_hour = HourSummary {
+            hour_start,
+            summary: summary(steep()),
+        };
+        let stable_hour = HourSummary {
+            hour_start,
+            summary: summary(stable()),
+        };
+        harness.history.record(&prod, steep_hour);
+        harness.history.record(&key(SYSTEM), stable_hour);
+        let run = harness.run_at(Timestamp(hour_start.0 + HOUR_MS));
+        assert_eq!(run.series, 2);
+        assert_eq!(run.drift.len(), 1);
+        assert_eq!(run.drift[0].key, prod);
+    }
+    let open: Vec<_> = harness
+        .detector
+        .open_rows()
+        .map(|open| open.key.clone())
+        .collect();
+    assert_eq!(open, [prod]);
+}

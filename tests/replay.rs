@@ -43,7 +43,7 @@ fn civil_utc(text: &str) -> Timestamp {
     Timestamp(instant.as_millisecond())
 }
 
-/// The labelled anomaly windows of one NAB file, as inclusive time ranges.
+/// Reads the labelled anomaly windows of one NAB file as inclusive time ranges.
 fn labelled_windows(file: &str) -> Vec<(Timestamp, Timestamp)> {
     let text = fs::read_to_string(nab("labels/combined_windows.json")).expect("labels");
     let labels: serde_json::Value = serde_json::from_str(&text).expect("labels are JSON");
@@ -116,26 +116,11 @@ fn replay_is_deterministic() {
     assert_eq!(outputs[0], outputs[1]);
 }
 
-/// 48 rows of 100 then three of 1000, five minutes apart.
-fn step_csv() -> String {
-    let mut text = String::from("timestamp,value\n");
-    for i in 0..51 {
-        let minutes = i * 5;
-        let value = if i < 48 { 100 + i % 3 } else { 1000 };
-        text.push_str(&format!(
-            "2020-01-01 {:02}:{:02}:00,{value}\n",
-            minutes / 60,
-            minutes % 60
-        ));
-    }
-    text
-}
-
 #[test]
 fn scores_mark_the_confirmation_row() {
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("step.csv");
-    fs::write(&input, step_csv()).expect("write input");
+    fs::write(&input, csv_with(48, 3)).expect("write input");
     let mut args = args(input);
     args.events = Some(dir.path().join("events.ndjson"));
     args.scores = Some(dir.path().join("scores.csv"));
@@ -171,7 +156,8 @@ fn scores_mark_the_confirmation_row() {
         row, 50,
         "the third anomalous row confirms with the default window of 3"
     );
-    assert!(score > 0.9 && score <= 1.0, "{score}");
+    assert!(score > 0.9, "{score}");
+    assert!(score <= 1.0, "{score}");
 
     let events = fs::read_to_string(dir.path().join("events.ndjson")).expect("events written");
     let states: Vec<String> = events
@@ -253,7 +239,7 @@ fn invalid_flags_rejected() {
 fn binary_writes_only_requested_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("step.csv");
-    fs::write(&input, step_csv()).expect("write input");
+    fs::write(&input, csv_with(48, 3)).expect("write input");
     let output = Command::new(env!("CARGO_BIN_EXE_anomalyd"))
         .current_dir(dir.path())
         .args(["replay", "step.csv", "--direction", "lower-is-better"])
@@ -290,5 +276,64 @@ fn binary_reports_bad_csv_line() {
     assert!(
         stderr.contains("CSV line 3: value `fast` is not a number"),
         "{stderr}"
+    );
+}
+
+/// `normal` rows around 100 then `anomalous` rows of 1000, five minutes apart.
+fn csv_with(normal: usize, anomalous: usize) -> String {
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..normal + anomalous {
+        let minutes = i * 5;
+        let value = if i < normal { 100 + i % 3 } else { 1000 };
+        text.push_str(&format!(
+            "2020-01-01 {:02}:{:02}:00,{value}\n",
+            minutes / 60,
+            minutes % 60
+        ));
+    }
+    text
+}
+
+fn folder_args(dir: &Path, input: PathBuf) -> ReplayArgs {
+    let mut args = args(input);
+    args.config_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitops"));
+    args.system = "payments-api".into();
+    args.healthcheck = "payments-api-http".into();
+    args.field = "collectors.healthcheck-http.request.responseTimeMs".into();
+    args.events = Some(dir.join("events.ndjson"));
+    args
+}
+
+#[test]
+fn config_dir_settings_apply() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The folder's assignment sets a confirmation window of 4 for this field.
+    let three = dir.path().join("three.csv");
+    fs::write(&three, csv_with(48, 3)).expect("write input");
+    let (summary, _) = run_quietly(&folder_args(dir.path(), three));
+    assert_eq!(summary.suspicious_episodes(), 1);
+    assert_eq!(
+        summary.confirmed().count(),
+        0,
+        "three rows do not reach a window of 4"
+    );
+
+    let four = dir.path().join("four.csv");
+    fs::write(&four, csv_with(48, 4)).expect("write input");
+    let (summary, _) = run_quietly(&folder_args(dir.path(), four));
+    assert_eq!(summary.confirmed().count(), 1, "{summary}");
+}
+
+#[test]
+fn config_dir_rejects_settings_flags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut args = folder_args(dir.path(), nab(EC2));
+    args.sensitivity = Some(2.0);
+    let error = replay::run(&args, &mut Vec::new()).expect_err("flags and folder conflict");
+    assert!(
+        error
+            .to_string()
+            .contains("--sensitivity cannot be combined"),
+        "{error}"
     );
 }

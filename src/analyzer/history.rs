@@ -1,4 +1,4 @@
-//! What the analyzer reads: the known series and their hourly summaries.
+//! The analyzer's input: the known series and their hourly summaries.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -9,8 +9,8 @@ use crate::detector::HourSummary;
 use crate::engine::Timestamp;
 use crate::series::SeriesKey;
 
-/// Read access to the hourly summaries of every series. The store implements it on redb; the
-/// in-memory [`MemoryHistory`] serves replay and tests.
+/// Read access to the hourly summaries of every series. The store implements it on redb, and
+/// the in-memory [`MemoryHistory`] serves replay and tests.
 pub trait History {
     type Error: std::error::Error + Send + Sync + 'static;
 

@@ -1,5 +1,5 @@
-//! The hourly analyzer: recomputes every series' baseline over its baseline window from the
-//! hourly summaries, installs it in the detector and evaluates drift; plus its schedule.
+//! The hourly analyzer and its schedule. Each run recomputes every series' baseline over its
+//! baseline window from the hourly summaries, installs it in the detector and evaluates drift.
 
 mod history;
 mod schedule;
@@ -82,7 +82,7 @@ pub fn run<H: History>(
         analyze_series(&mut run, key, history, config, detector, ids)?;
     }
     run.duration = started.elapsed();
-    tracing::debug!(
+    tracing::info!(
         at = now.as_millis(),
         series = run.series,
         baselines = run.baselines.len(),
@@ -160,8 +160,8 @@ pub fn series_is_numeric(config: &ConfigSnapshot, key: &SeriesKey) -> bool {
     is_numeric(config, key, &detector::effective_settings(config, key))
 }
 
-/// A series is numeric when its effective direction is numeric, or, without a direction, when
-/// its schema declares a number.
+/// Decides whether a series is numeric: its effective direction is numeric, or, without a
+/// direction, its schema declares a number.
 fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey, settings: &EffectiveSettings) -> bool {
     match settings.direction.value {
         Some(direction) => direction != Direction::Dominance,

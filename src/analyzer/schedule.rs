@@ -47,18 +47,25 @@ where
     let hourly = Job::new_async(HOURLY_CRON, move |_id, _scheduler| {
         let (clock, job, running) = (clock.clone(), job.clone(), running.clone());
         Box::pin(async move {
-            if running.swap(true, Ordering::AcqRel) {
-                tracing::warn!("previous analyzer run still going, skipping this hour");
-                return;
-            }
-            job(clock.now()).await;
-            running.store(false, Ordering::Release);
+            run_unless_running(&running, job(clock.now())).await;
         })
     })
     .map_err(scheduler_error)?;
     scheduler.add(hourly).await.map_err(scheduler_error)?;
     scheduler.start().await.map_err(scheduler_error)?;
     Ok(scheduler)
+}
+
+/// Awaits `run` unless an earlier run is still going, in which case it skips with a warning.
+/// Returns whether it ran.
+async fn run_unless_running(running: &AtomicBool, run: impl Future<Output = ()>) -> bool {
+    if running.swap(true, Ordering::AcqRel) {
+        tracing::warn!("previous analyzer run still going, skipping this hour");
+        return false;
+    }
+    run.await;
+    running.store(false, Ordering::Release);
+    true
 }
 
 fn scheduler_error(source: JobSchedulerError) -> ScheduleError {
@@ -148,6 +155,34 @@ mod tests {
         assert_eq!(
             boundaries.crossed(Timestamp(2 * HOUR_MS)),
             [Timestamp(2 * HOUR_MS)]
+        );
+    }
+
+    #[tokio::test]
+    async fn overlapping_run_skipped() {
+        let running = AtomicBool::new(false);
+        let first = tokio::time::timeout(
+            Duration::from_secs(10),
+            run_unless_running(&running, async {}),
+        );
+        assert!(first.await.expect("runs in time"), "an idle schedule runs");
+        assert!(
+            !running.load(Ordering::Acquire),
+            "the guard is released after a run"
+        );
+
+        running.store(true, Ordering::Release);
+        let second = tokio::time::timeout(
+            Duration::from_secs(10),
+            run_unless_running(&running, async { panic!("must not run") }),
+        );
+        assert!(
+            !second.await.expect("returns in time"),
+            "a busy schedule skips"
+        );
+        assert!(
+            running.load(Ordering::Acquire),
+            "the running run keeps the guard"
         );
     }
 

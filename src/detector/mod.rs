@@ -1,6 +1,6 @@
 //! The store-free detection pipeline: per-series baselines, open anomaly rows, hourly and
 //! learning summaries, and the inline step every check result goes through. The live service and
-//! `anomalyd replay` share it, so both give the same answer for the same results.
+//! `anomalyd replay` share it, so both produce the same anomalies from the same results.
 //!
 //! The detector performs no I/O. [`Detector::process`] returns one [`SeriesUpdate`] per field of a
 //! result, holding everything the caller must persist in one transaction; [`Detector::restore`]
@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigSnapshot;
 use crate::engine::{
-    self, Anomaly, Baseline, DriftReading, InvalidReason, Rule, SchemaField, Summary, Timestamp,
-    Transition, Value,
+    self, Anomaly, Baseline, DriftReading, InvalidReason, Kind, Rule, SchemaField, State, Summary,
+    Timestamp, Transition, Value,
 };
 use crate::series::{CheckResult, FieldValue, SeriesKey, Status};
 
@@ -28,7 +28,7 @@ use state::SeriesState;
 /// Samples a series needs before its first baseline; the engine refuses smaller baselines too.
 pub const MIN_BASELINE_SAMPLES: u64 = 24;
 
-/// How one sample was treated.
+/// Treatment of one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
 pub enum SampleStatus {
@@ -50,8 +50,8 @@ pub struct SeriesUpdate {
     pub status: SampleStatus,
     /// The running summary of the sample's hour after the sample; `None` unless it changed.
     pub hour: Option<HourSummary>,
-    /// The learning summary after the sample while the series has no baseline; `None` when it
-    /// did not change or a baseline now exists (the stored learning summary can then go).
+    /// The learning summary after the sample while the series has no baseline. `None` when it
+    /// did not change or a baseline now exists, so the stored learning summary can go.
     pub learning: Option<Summary>,
     /// Invalid samples of the series so far, this one included.
     pub invalid_samples: u64,
@@ -218,6 +218,24 @@ impl Detector {
         ids: &mut dyn FnMut() -> u64,
     ) -> (DriftReading, RowStep) {
         self.state_mut(key).step_drift(baseline, rule, now, ids)
+    }
+
+    /// Replaces an open spike or drift row with an updated copy of the same id, for example after
+    /// an operator suppressed it. A copy that is no longer open leaves the slot empty. Returns
+    /// false, changing nothing, when the series has no open row with that id.
+    pub fn replace_open_row(&mut self, key: &SeriesKey, row: Anomaly) -> bool {
+        let Some(state) = self.series.get_mut(key) else {
+            return false;
+        };
+        let slot = match row.kind {
+            Kind::Spike => &mut state.spike_row,
+            Kind::Drift => &mut state.drift_row,
+        };
+        if slot.as_ref().is_none_or(|open| open.id != row.id) {
+            return false;
+        }
+        *slot = (row.state != State::Recovered).then(|| Box::new(row));
+        true
     }
 
     /// Forgets a series, for example when retention found it stale or its system was deleted.

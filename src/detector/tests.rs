@@ -122,6 +122,7 @@ fn baseline_learned_at_24_samples() {
         assert!(update.baseline.is_none(), "minute {minute}");
         assert!(update.learning.is_some(), "minute {minute}");
     }
+
     assert_eq!(
         detector.learning_progress(&key()),
         Some(LearningProgress {
@@ -129,6 +130,7 @@ fn baseline_learned_at_24_samples() {
             required: 24
         })
     );
+
     let update = feed(&mut detector, &config, &mut ids, 23, Status::Healthy, 100.0);
     let baseline = update.baseline.expect("the 24th sample learns a baseline");
     assert_eq!(baseline.sample_count, 24);
@@ -389,4 +391,91 @@ fn set_baseline_stops_learning() {
     assert_eq!(detector.learning_progress(&key()), None);
     assert!(detector.remove(&key()));
     assert!(detector.is_empty());
+}
+
+#[test]
+fn replace_open_row_by_id() {
+    let config = lower_is_better(3);
+    let mut ids = Ids(0);
+    let mut detector = learned(&config, &mut ids);
+    let update = feed(&mut detector, &config, &mut ids, 30, Status::Healthy, 500.0);
+    let mut row = update.anomaly().expect("suspicious row").clone();
+
+    row.observed_value = "changed".into();
+    assert!(detector.replace_open_row(&key(), row.clone()));
+    let open: Vec<_> = detector.open_rows().map(|open| open.row.clone()).collect();
+    assert_eq!(open, [row.clone()]);
+
+    let mut other = row.clone();
+    other.id = 99;
+    assert!(
+        !detector.replace_open_row(&key(), other),
+        "another id changes nothing"
+    );
+    let mut unknown = key();
+    unknown.system = "elsewhere".into();
+    assert!(!detector.replace_open_row(&unknown, row.clone()));
+
+    row.state = State::Recovered;
+    assert!(detector.replace_open_row(&key(), row));
+    assert_eq!(
+        detector.open_rows().count(),
+        0,
+        "a recovered copy closes the slot"
+    );
+}
+
+mod restart {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Processes `values` minute by minute; when `restart_at` is given, the detector is rebuilt
+    /// from its snapshots before that sample, as the service does after a restart.
+    fn run(values: &[(bool, f64)], restart_at: Option<usize>) -> Vec<SeriesUpdate> {
+        let config = lower_is_better(2);
+        let mut ids = Ids(0);
+        let mut detector = Detector::new();
+        let mut updates = Vec::new();
+        for (index, (healthy, value)) in values.iter().enumerate() {
+            if restart_at == Some(index) {
+                let series = detector.series().cloned().collect::<Vec<_>>();
+                let snapshots = series
+                    .into_iter()
+                    .filter_map(|key| Some((key.clone(), detector.snapshot(&key)?)));
+                detector = Detector::restore(snapshots.collect::<Vec<_>>());
+            }
+            let status = if *healthy {
+                Status::Healthy
+            } else {
+                Status::Unhealthy
+            };
+            let minute = index as i64 * 7;
+            updates.push(feed(
+                &mut detector,
+                &config,
+                &mut ids,
+                minute,
+                status,
+                *value,
+            ));
+        }
+        updates
+    }
+
+    proptest! {
+        #[test]
+        fn restart_changes_nothing(
+            values in prop::collection::vec(
+                (prop::bool::weighted(0.9), prop_oneof![90.0..110.0_f64, 300.0..400.0_f64]),
+                1..120,
+            ),
+            cut in 0..120_usize,
+        ) {
+            let restart_at = cut % values.len();
+            let uninterrupted = run(&values, None);
+            let restarted = run(&values, Some(restart_at));
+            prop_assert_eq!(uninterrupted, restarted);
+        }
+    }
 }

@@ -1,11 +1,8 @@
-//! Reading replay input: NAB-style CSV (`timestamp,value`) or NDJSON check results in the
-//! results API shape.
-
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
+//! Reading replay input: NAB-style CSV (`timestamp,value`) or NDJSON check results, validated as
+//! the results API validates them.
 
 use crate::engine::{Timestamp, Value};
+use crate::ingest::{self, Framing, IngestError};
 use crate::series::{CheckResult, FieldValue, Status};
 
 use super::ReplayError;
@@ -15,14 +12,14 @@ use super::ReplayError;
 pub struct InputRow {
     /// 1-based line number in the input file.
     pub line: usize,
-    /// The timestamp text as written, echoed into the scores file.
+    /// The timestamp text as written, echoed into the scores file (CSV only; empty for NDJSON).
     pub timestamp_text: String,
     /// The value text as written (CSV only; empty for NDJSON).
     pub value_text: String,
     pub result: CheckResult,
 }
 
-/// Where the single series of a CSV file goes.
+/// Series identity given to the values of a CSV file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvSeries {
     pub system: String,
@@ -105,40 +102,26 @@ fn parse_csv_value(text: &str) -> Result<Value, String> {
         .map_err(|_| format!("value `{text}` is not a number"))
 }
 
-/// One line of NDJSON input in the results API shape.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResultLine {
-    system: String,
-    healthcheck: String,
-    #[serde(default)]
-    environment: Option<String>,
-    status: Status,
-    timestamp: String,
-    #[serde(default, rename = "latencyMs")]
-    latency_ms: Option<f64>,
-    collectors: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
-}
-
-/// Parses NDJSON check results, one JSON object a line; blank lines are skipped.
+/// Parses NDJSON check results, one JSON object a line, with the results API's own validation;
+/// blank lines are skipped.
 pub fn parse_ndjson(text: &str) -> Result<Vec<InputRow>, ReplayError> {
     let mut rows = Vec::new();
     for (index, line) in text.lines().enumerate() {
-        let line_number = index + 1;
-        let line = line.trim();
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
         let bad_line = |reason: String| ReplayError::NdjsonLine {
-            line: line_number,
+            line: index + 1,
             reason,
         };
-        let parsed: ResultLine = serde_json::from_str(line).map_err(|e| bad_line(e.to_string()))?;
-        let timestamp_text = parsed.timestamp.clone();
-        let result = into_check_result(parsed).map_err(bad_line)?;
+        let mut results = ingest::parse(line.as_bytes(), Framing::Json)
+            .map_err(|error| bad_line(ingest_reason(error)))?;
+        let Some(result) = results.pop().filter(|_| results.is_empty()) else {
+            return Err(bad_line("expected one result object per line".into()));
+        };
         rows.push(InputRow {
-            line: line_number,
-            timestamp_text,
+            line: index + 1,
+            timestamp_text: String::new(),
             value_text: String::new(),
             result,
         });
@@ -146,48 +129,19 @@ pub fn parse_ndjson(text: &str) -> Result<Vec<InputRow>, ReplayError> {
     Ok(rows)
 }
 
-fn into_check_result(line: ResultLine) -> Result<CheckResult, String> {
-    let instant: jiff::Timestamp = line.timestamp.parse().map_err(|error| {
-        format!(
-            "invalid timestamp `{}`, expected RFC 3339: {error}",
-            line.timestamp
-        )
-    })?;
-    let mut fields = Vec::new();
-    for (collector_id, values) in line.collectors {
-        for (field, value) in values {
-            if let Some(value) = field_value(&field, value) {
-                fields.push(FieldValue {
-                    collector_id: collector_id.clone(),
-                    field,
-                    value,
-                });
-            }
-        }
-    }
-    Ok(CheckResult {
-        system: line.system,
-        healthcheck: line.healthcheck,
-        environment: line.environment,
-        status: line.status,
-        timestamp: Timestamp::from_millis(instant.as_millisecond()),
-        latency_ms: line.latency_ms,
-        fields,
-    })
-}
-
-/// Converts one collector field; `_`-prefixed keys, arrays and objects are not result fields.
-fn field_value(field: &str, value: serde_json::Value) -> Option<Value> {
-    if field.starts_with('_') {
-        return None;
-    }
-    match value {
-        serde_json::Value::Null => Some(Value::Null),
-        serde_json::Value::Bool(flag) => Some(Value::Bool(flag)),
-        serde_json::Value::Number(number) => number.as_f64().map(Value::Number),
-        serde_json::Value::String(text) => Some(Value::Text(text)),
-        serde_json::Value::Array(_) | serde_json::Value::Object(_) => None,
-    }
+/// Describes why the results API would reject a line, naming each invalid field.
+fn ingest_reason(error: IngestError) -> String {
+    let IngestError::Invalid { problems, .. } = error else {
+        return error.to_string();
+    };
+    let reasons: Vec<String> = problems
+        .into_iter()
+        .map(|problem| match problem.field.as_str() {
+            "" => problem.reason,
+            field => format!("{field}: {}", problem.reason),
+        })
+        .collect();
+    reasons.join("; ")
 }
 
 #[cfg(test)]
@@ -256,7 +210,7 @@ mod tests {
         let text = concat!(
             r#"{"system":"web","healthcheck":"http","status":"healthy","#,
             r#""timestamp":"2026-01-01T00:00:00Z","collectors":{"healthcheck-http.request":"#,
-            r#"{"responseTimeMs":120,"success":true,"_collectorId":"x","headers":[]}}}"#,
+            r#"{"responseTimeMs":120,"success":true}}}"#,
             "\n\n",
             r#"{"system":"web","healthcheck":"http","environment":"prod","status":"unhealthy","#,
             r#""timestamp":"2026-01-01T00:01:00+01:00","collectors":{}}"#,
@@ -292,6 +246,21 @@ mod tests {
             r#""timestamp":"yesterday","collectors":{}}"#
         );
         let error = parse_ndjson(text).expect_err("bad timestamp");
-        assert!(error.to_string().contains("RFC 3339"), "{error}");
+        assert!(
+            matches!(error, ReplayError::NdjsonLine { line: 1, .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("timestamp"), "{error}");
+        let text = concat!(
+            "\n",
+            r#"{"system":"a","healthcheck":"b","status":"healthy","#,
+            r#""timestamp":"2026-01-01T00:00:00Z","collectors":{"c.d":{"list":[1]}}}"#
+        );
+        let error = parse_ndjson(text).expect_err("array field");
+        assert!(
+            matches!(error, ReplayError::NdjsonLine { line: 2, .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("collectors.c.d.list"), "{error}");
     }
 }

@@ -16,6 +16,7 @@ use crate::analyzer::{self, HourBoundaries, MemoryHistory};
 use crate::config::{ConfigSnapshot, Healthcheck, Source};
 use crate::detector::{self, Detector};
 use crate::engine::{BaselineWindow, Direction, FieldOverride, TemplateSettings};
+use crate::gitops::{self, Limits, SecretSource};
 
 pub use input::{CsvSeries, InputRow, parse_csv, parse_ndjson};
 pub use report::{Episode, Recorder, ReplayEvent, ReplaySummary, confirmation_score, rfc3339};
@@ -38,9 +39,10 @@ pub enum ReplayError {
     InvalidFlag { flag: &'static str, reason: String },
     #[error("--scores needs CSV input, because scores are one row per `timestamp,value` row")]
     ScoresNeedCsv,
-    // TODO: load the folder with the gitops loader once it is on this branch.
-    #[error("--config-dir {0} is not supported yet: give the settings as flags instead")]
-    ConfigDirUnsupported(PathBuf),
+    #[error("failed to read the config folder {path}: {source}")]
+    ConfigDir { path: PathBuf, source: io::Error },
+    #[error("--{flag} cannot be combined with --config-dir: set it in the folder instead")]
+    FlagWithConfigDir { flag: &'static str },
 }
 
 /// Input formats replay reads.
@@ -89,7 +91,7 @@ pub struct ReplayArgs {
     /// Canonical field path `collectors.<collector id>.<field>` of a CSV series.
     #[arg(long, default_value = CSV_FIELD_PATH)]
     pub field: String,
-    /// Which way the field may move before it counts as worse [CSV default: deviation].
+    /// Direction in which a change counts as worse [CSV default: deviation].
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
     /// Multiplier on the 3σ band (greater than 0; higher means fewer alerts).
@@ -107,13 +109,15 @@ pub struct ReplayArgs {
     /// History a baseline is learned from, `<n>h` or `<n>d` from 1h to 90d [default: 7d].
     #[arg(long)]
     pub baseline_window: Option<String>,
-    /// Folder of GitOps YAML files to take the settings from instead of the flags.
+    /// Folder of GitOps YAML files to take the settings from instead of the flags; its problems
+    /// are reported and documents with errors left out.
     #[arg(long)]
     pub config_dir: Option<PathBuf>,
     /// Write events as NDJSON to this file instead of stdout.
     #[arg(long)]
     pub events: Option<PathBuf>,
-    /// Write `timestamp,value,score` rows to this file (CSV input only).
+    /// Write `timestamp,value,score` rows to this file (CSV input only). The score is 0 except on
+    /// the row that confirmed an anomaly, where it is 1 − exp(−deviation / 10).
     #[arg(long)]
     pub scores: Option<PathBuf>,
 }
@@ -142,7 +146,10 @@ pub fn run(args: &ReplayArgs, summary_out: &mut dyn Write) -> Result<ReplaySumma
         InputFormat::Csv => parse_csv(&text, &csv_series(args)?)?,
         InputFormat::Ndjson => parse_ndjson(&text)?,
     };
-    let config = replay_config(args, format, &rows)?;
+    let config = match &args.config_dir {
+        Some(folder) => folder_config(args, folder, summary_out)?,
+        None => flag_config(args, format, &rows)?,
+    };
     let outcome = replay(&rows, &config);
 
     write_events(args.events.as_deref(), &outcome.events)?;
@@ -220,14 +227,11 @@ fn csv_series(args: &ReplayArgs) -> Result<CsvSeries, ReplayError> {
 /// Builds the configuration a replay runs with: the flags become template field overrides of
 /// the replayed healthchecks. For CSV input the one series gets them (direction deviation unless
 /// given); for NDJSON input every field seen gets them, when any flag is given.
-fn replay_config(
+fn flag_config(
     args: &ReplayArgs,
     format: InputFormat,
     rows: &[InputRow],
 ) -> Result<ConfigSnapshot, ReplayError> {
-    if let Some(folder) = &args.config_dir {
-        return Err(ReplayError::ConfigDirUnsupported(folder.clone()));
-    }
     let mut field_override = flag_override(args)?;
     let baseline_window = args
         .baseline_window
@@ -260,6 +264,47 @@ fn replay_config(
         healthchecks,
         ..ConfigSnapshot::default()
     })
+}
+
+/// Loads the settings from a GitOps folder. Documents with errors are left out, and every
+/// problem is written to `problems_out` so the operator sees what was skipped.
+fn folder_config(
+    args: &ReplayArgs,
+    folder: &Path,
+    problems_out: &mut dyn Write,
+) -> Result<ConfigSnapshot, ReplayError> {
+    if let Some(flag) = settings_flag(args) {
+        return Err(ReplayError::FlagWithConfigDir { flag });
+    }
+    let secrets = SecretSource { dir: None };
+    let (config, problems) =
+        gitops::load_snapshot(folder, &secrets, &Limits::default()).map_err(|source| {
+            ReplayError::ConfigDir {
+                path: folder.to_owned(),
+                source,
+            }
+        })?;
+    for problem in &problems {
+        writeln!(problems_out, "{problem}").map_err(|source| ReplayError::Write {
+            target: "stderr".into(),
+            source,
+        })?;
+    }
+    Ok(config)
+}
+
+/// Returns the first settings flag given, if any.
+fn settings_flag(args: &ReplayArgs) -> Option<&'static str> {
+    [
+        ("direction", args.direction.is_some()),
+        ("sensitivity", args.sensitivity.is_some()),
+        ("confirmation-window", args.confirmation_window.is_some()),
+        ("min-absolute-delta", args.min_absolute_delta.is_some()),
+        ("min-relative-delta", args.min_relative_delta.is_some()),
+        ("baseline-window", args.baseline_window.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(flag, given)| given.then_some(flag))
 }
 
 fn flag_override(args: &ReplayArgs) -> Result<FieldOverride, ReplayError> {

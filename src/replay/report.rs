@@ -1,5 +1,5 @@
-//! What a replay produces: the event stream, the anomaly episodes for the summary, and the
-//! per-row scores.
+//! Replay output: the event stream, the anomaly episodes for the summary, and the per-row
+//! scores.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -185,7 +185,8 @@ impl Recorder {
         }
     }
 
-    /// Records an analyzer run that happened just before input row `row`.
+    /// Records an analyzer run that happened just before input row `row`. A drift it confirms is
+    /// scored on that row.
     pub fn analyzer_run(&mut self, run: &AnalyzerRun, row: usize) {
         self.summary.analyzer_runs += 1;
         for update in run.baselines.iter().filter(|update| update.numeric) {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use crate::analyzer::{self, AnalyzerRun};
 use crate::clock::ManualClock;
 use crate::config::ConfigSnapshot;
-use crate::detector::{Detector, RowStep, SampleStatus, SeriesUpdate};
-use crate::engine::{Kind, NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
+use crate::detector::{RowStep, SampleStatus, SeriesUpdate};
+use crate::engine::{NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
 use crate::events::{Event, Payload};
 use crate::retention::{self, DEFAULT_ANOMALY_RETENTION_DAYS, Retention};
 use crate::series::{CheckResult, SeriesKey};
@@ -174,37 +174,17 @@ impl Writer {
         Ok(Ok(()))
     }
 
-    /// Puts a changed open row into the detector.
-    // NOTE: the detector has no call to replace one row, so this rebuilds it from snapshots of
-    // every series. That is linear in the number of series, acceptable for rare suppressions.
+    /// Puts a changed open row into the detector, which owns the open rows.
     fn replace_open_row(&mut self, series_id: u64, row: crate::engine::Anomaly) {
-        let Some(key) = self
+        let key = self
             .ids
             .iter()
             .find(|(_, id)| **id == series_id)
-            .map(|(k, _)| k.clone())
-        else {
-            return;
-        };
-        let detector = std::mem::take(&mut self.detector);
-        let series = detector
-            .series()
-            .filter_map(|k| Some((k.clone(), detector.snapshot(k)?)));
-        let series: Vec<_> = series
-            .map(|(k, mut snap)| {
-                if k == key {
-                    let slot = match row.kind {
-                        Kind::Spike => &mut snap.spike_row,
-                        Kind::Drift => &mut snap.drift_row,
-                    };
-                    if slot.as_ref().is_some_and(|open| open.id == row.id) {
-                        *slot = Some(row.clone());
-                    }
-                }
-                (k, snap)
-            })
-            .collect();
-        self.detector = Detector::restore(series);
+            .map(|(k, _)| k.clone());
+        let replaced = key.is_some_and(|key| self.detector.replace_open_row(&key, row));
+        if !replaced {
+            tracing::warn!(series_id, "suppressed row is not open in the detector");
+        }
     }
 
     fn analyze(

@@ -21,7 +21,7 @@ pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// A configuration whose `api` healthcheck template has `window` and one field override.
+/// Builds a configuration whose `api` healthcheck template has `window` and one field override.
 pub fn config(window: &str, field_override: FieldOverride) -> ConfigSnapshot {
     config_with(window, true, field_override)
 }
@@ -74,7 +74,7 @@ pub fn result(system: &str, at_ms: i64, status: Status, value: Value) -> CheckRe
     }
 }
 
-/// A summary of numeric samples.
+/// Builds a summary of numeric samples.
 pub fn summary(values: impl IntoIterator<Item = f64>) -> Summary {
     let samples: Vec<Sample> = values.into_iter().map(Sample::Number).collect();
     Summary::of(&samples)
