@@ -1,5 +1,6 @@
-//! Backpressure: while the writer is blocked, the bounded queue fills and further requests are
-//! rejected as busy instead of waiting; once the writer moves again, every queued job commits.
+//! Backpressure of the write queue. While the writer is blocked, the bounded queue fills and
+//! further requests are rejected as busy instead of waiting. Once the writer moves again, every
+//! queued job commits.
 
 mod support;
 

@@ -55,7 +55,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let mut options = ServeOptions::new(&dir);
         options.hourly_analyzer = false;
-        // Longer than `STEP`, so a connection that holds shutdown open fails the test.
+        // Longer than `STEP`, so a connection that keeps shutdown waiting fails the test.
         options.shutdown_timeout = Duration::from_secs(30);
         configure(&mut options);
         let task = tokio::spawn(async move {
