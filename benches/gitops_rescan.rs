@@ -119,6 +119,8 @@ fn measure_save_to_apply(reconciler: &Arc<Reconciler>, dir: &std::path::Path) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut samples = Vec::new();
         for round in 0..ROUNDS {
+            // Let the events of the previous save settle, so no rescan is already on its way.
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let interval_secs = 100 + round as u32;
             let start = Instant::now();
             std::fs::write(dir.join("check-0500.yaml"), healthcheck(500, interval_secs))

@@ -299,3 +299,22 @@ fn missing_spec_is_an_error() {
     assert_eq!(error.line, 4);
     assert!(reconciler.snapshot().systems.is_empty());
 }
+
+#[test]
+fn hidden_and_editor_files_are_skipped() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    for name in [
+        ".web.yaml.swp",
+        ".hidden.yaml",
+        "web.yaml~",
+        "#web.yaml#",
+        "notes.txt",
+    ] {
+        folder.write(name, "not: [valid\n");
+    }
+    folder.write(".git/config.yaml", "not: [valid\n");
+    let report = folder.reconciler().rescan().expect("rescan");
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.documents.len(), 4);
+}

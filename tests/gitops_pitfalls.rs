@@ -248,3 +248,19 @@ fn secret_in_metadata_is_an_error() {
     assert_eq!(error.line, 5);
     assert!(warnings(&report).is_empty(), "{:#?}", report.problems);
 }
+
+#[test]
+fn kept_system_drops_removed_healthcheck() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let reconciler = folder.reconciler();
+    reconciler.rescan().expect("rescan");
+    folder.remove("checks/web.yaml");
+    let report = reconciler.rescan().expect("rescan");
+    find(&report, "healthcheck \"web\" is not defined");
+    let snapshot = reconciler.snapshot();
+    let shop = &snapshot.systems["shop"];
+    assert!(shop.healthchecks.is_empty(), "{shop:?}");
+    assert!(shop.anomaly.is_empty(), "{shop:?}");
+    assert!(!snapshot.healthchecks.contains_key("web"));
+}

@@ -282,3 +282,43 @@ pub(crate) fn check_qualified(
     }
     qualified
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rule_cases() {
+        let longest = "a".repeat(MAX_NAME_LEN);
+        let too_long = "a".repeat(MAX_NAME_LEN + 1);
+        let cases: [(&str, bool); 10] = [
+            ("web", true),
+            ("0web", true),
+            ("web-", true),
+            ("web--api", true),
+            (&longest, true),
+            (&too_long, false),
+            ("-web", false),
+            ("Web", false),
+            ("web_api", false),
+            ("", false),
+        ];
+        for (name, valid) in cases {
+            assert_eq!(name_problem(name).is_none(), valid, "name {name:?}");
+        }
+    }
+
+    #[test]
+    fn kind_needs_its_api_version() {
+        assert_eq!(
+            EntityKind::parse(CHECKSTACK_API, "System"),
+            Some(EntityKind::System)
+        );
+        assert_eq!(
+            EntityKind::parse(ANOMALYD_API, "Notifier"),
+            Some(EntityKind::Notifier)
+        );
+        assert_eq!(EntityKind::parse(ANOMALYD_API, "System"), None);
+        assert_eq!(EntityKind::parse(CHECKSTACK_API, "HealthCheck"), None);
+    }
+}

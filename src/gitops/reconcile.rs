@@ -15,7 +15,7 @@ use super::load::{FileScan, FolderScan, Limits, collect_problems, scan_folder};
 use super::secrets::SecretSource;
 use super::status::{DocumentStatus, StatusMessage, state_of, status_body};
 use super::tables::{self, Changes};
-use super::validate::{EntityKey, Previous, Validated, validate};
+use super::validate::{DocumentOutcome, EntityKey, Previous, Validated, validate};
 use super::{Problem, notifier};
 use crate::config::ConfigSnapshot;
 
@@ -236,60 +236,76 @@ fn build_status(
     let mut rows = Vec::new();
     for file in &scan.files {
         if let FileScan::Failed { file, problem } = file {
-            let messages = vec![StatusMessage::from(problem)];
-            let last = before
-                .get(&(file.clone(), None))
-                .and_then(|r| r.last_applied);
-            rows.push(DocumentStatus {
-                file: file.clone(),
-                document: None,
-                kind: None,
-                name: None,
-                state: state_of(&messages),
-                messages,
-                kept_previous: kept_in_file(file, &validated.entities),
-                last_applied: last,
-            });
+            rows.push(file_row(file, problem, &before, &validated.entities));
         }
     }
     for outcome in &validated.documents {
-        let messages: Vec<StatusMessage> =
-            outcome.problems.iter().map(StatusMessage::from).collect();
-        let location = (outcome.file.clone(), Some(outcome.document));
-        let previous_row = before.get(&location);
-        let unchanged = outcome.applied && is_unchanged(outcome, applied, validated);
-        let last_applied = match (outcome.applied, previous_row) {
-            (true, Some(row)) if unchanged && row.last_applied.is_some() => row.last_applied,
-            (true, _) => Some(now),
-            (false, row) => row.and_then(|r| r.last_applied),
-        };
-        rows.push(DocumentStatus {
-            file: outcome.file.clone(),
-            document: Some(outcome.document),
-            kind: outcome.kind.clone(),
-            name: outcome.name.clone(),
-            state: state_of(&messages),
-            kept_previous: !outcome.applied && kept_at(outcome, &validated.entities),
-            messages,
-            last_applied,
-        });
+        rows.push(document_row(outcome, &before, applied, validated, now));
     }
     rows.sort_by_key(DocumentStatus::sort_key);
     rows
 }
 
-fn entity_key(outcome: &super::validate::DocumentOutcome) -> Option<EntityKey> {
+/// Status of a file that could not be read or parsed.
+fn file_row(
+    file: &Path,
+    problem: &Problem,
+    before: &BTreeMap<(PathBuf, Option<usize>), DocumentStatus>,
+    entities: &BTreeMap<EntityKey, Entity>,
+) -> DocumentStatus {
+    let messages = vec![StatusMessage::from(problem)];
+    let last_applied = before
+        .get(&(file.to_owned(), None))
+        .and_then(|r| r.last_applied);
+    DocumentStatus {
+        file: file.to_owned(),
+        document: None,
+        kind: None,
+        name: None,
+        state: state_of(&messages),
+        messages,
+        kept_previous: kept_in_file(file, entities),
+        last_applied,
+    }
+}
+
+/// Status of one document. `last_applied` moves only when the document's definition changed.
+fn document_row(
+    outcome: &DocumentOutcome,
+    before: &BTreeMap<(PathBuf, Option<usize>), DocumentStatus>,
+    applied: &Applied,
+    validated: &Validated,
+    now: jiff::Timestamp,
+) -> DocumentStatus {
+    let messages: Vec<StatusMessage> = outcome.problems.iter().map(StatusMessage::from).collect();
+    let previous_row = before.get(&(outcome.file.clone(), Some(outcome.document)));
+    let previous_time = previous_row.and_then(|r| r.last_applied);
+    let keeps_time = !outcome.applied || is_unchanged(outcome, applied, validated);
+    let last_applied = match previous_time {
+        Some(time) if keeps_time => Some(time),
+        _ if outcome.applied => Some(now),
+        _ => None,
+    };
+    DocumentStatus {
+        file: outcome.file.clone(),
+        document: Some(outcome.document),
+        kind: outcome.kind.clone(),
+        name: outcome.name.clone(),
+        state: state_of(&messages),
+        kept_previous: !outcome.applied && kept_at(outcome, &validated.entities),
+        messages,
+        last_applied,
+    }
+}
+
+fn entity_key(outcome: &DocumentOutcome) -> Option<EntityKey> {
     let kind = EntityKind::ALL
         .into_iter()
         .find(|k| Some(k.as_str()) == outcome.kind.as_deref())?;
     Some((kind, outcome.name.clone()?))
 }
 
-fn is_unchanged(
-    outcome: &super::validate::DocumentOutcome,
-    applied: &Applied,
-    validated: &Validated,
-) -> bool {
+fn is_unchanged(outcome: &DocumentOutcome, applied: &Applied, validated: &Validated) -> bool {
     let Some(key) = entity_key(outcome) else {
         return false;
     };
@@ -305,10 +321,7 @@ fn kept_in_file(file: &Path, entities: &BTreeMap<EntityKey, Entity>) -> bool {
 }
 
 /// True when a previous definition stays in effect for a failed document.
-fn kept_at(
-    outcome: &super::validate::DocumentOutcome,
-    entities: &BTreeMap<EntityKey, Entity>,
-) -> bool {
+fn kept_at(outcome: &DocumentOutcome, entities: &BTreeMap<EntityKey, Entity>) -> bool {
     if let Some(key) = entity_key(outcome)
         && entities.contains_key(&key)
     {
@@ -383,5 +396,23 @@ pub(crate) fn build_snapshot(
             },
         }
     }
+    drop_dangling_assignments(&mut snapshot);
     snapshot
+}
+
+/// Removes assignments to healthchecks that are no longer configured. Only a system kept from
+/// its last good state can have them, because its document now fails on that same reference.
+fn drop_dangling_assignments(snapshot: &mut ConfigSnapshot) {
+    let healthchecks = &snapshot.healthchecks;
+    for system in snapshot.systems.values_mut() {
+        system
+            .healthchecks
+            .retain(|name| healthchecks.contains_key(name));
+        system
+            .anomaly
+            .retain(|name, _| healthchecks.contains_key(name));
+        system
+            .healthcheck_options
+            .retain(|name, _| healthchecks.contains_key(name));
+    }
 }

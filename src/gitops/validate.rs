@@ -107,46 +107,48 @@ fn read_headers<'a>(
         let mut issues = Issues::default();
         let header = read_header(root, &mut issues);
         check_secret_templates(root, &header, &mut issues);
-        let outcome = validated.documents.len();
-        let mut problems = Vec::new();
-        let (kind, name) = match header {
+        let mut outcome = DocumentOutcome {
+            file: file.to_owned(),
+            document,
+            kind: None,
+            name: None,
+            applied: false,
+            problems: Vec::new(),
+        };
+        match header {
             Header::Applied {
                 kind,
                 name,
                 metadata,
                 spec,
             } => {
-                let (kind_text, name_copy) = (kind.as_str().to_owned(), name.clone());
+                outcome.kind = Some(kind.as_str().to_owned());
+                outcome.name = name.clone();
+                let index = validated.documents.len();
                 pending.push(Pending {
-                    outcome,
+                    outcome: index,
                     kind,
                     name,
                     metadata,
                     spec,
                     issues,
                 });
-                (Some(kind_text), name_copy)
             }
             Header::Ignored { kind, name, at } => {
                 let message =
                     format!("kind {kind} is not used by anomalyd; the document is ignored");
                 issues.warning(at, "kind", message);
-                problems = to_problems(file, document, issues);
-                (Some(kind), name)
+                outcome.kind = Some(kind);
+                outcome.name = name;
+                outcome.problems = to_problems(file, document, issues);
             }
             Header::Invalid { kind, name } => {
-                problems = to_problems(file, document, issues);
-                (kind, name)
+                outcome.kind = kind;
+                outcome.name = name;
+                outcome.problems = to_problems(file, document, issues);
             }
-        };
-        validated.documents.push(DocumentOutcome {
-            file: file.to_owned(),
-            document,
-            kind,
-            name,
-            applied: false,
-            problems,
-        });
+        }
+        validated.documents.push(outcome);
     }
 }
 
@@ -200,17 +202,15 @@ fn apply_kind(
     validated: &mut Validated,
     secrets: &SecretSource,
 ) {
-    let declared = collectors_in_effect(&validated.entities);
-    let healthchecks = healthchecks_in_effect(&validated.entities);
-    let systems = names_in_effect(&validated.entities, EntityKind::System);
+    let scope = Scope {
+        collectors: collectors_in_effect(&validated.entities),
+        healthchecks: healthchecks_in_effect(&validated.entities),
+        systems: names_in_effect(&validated.entities, EntityKind::System),
+        secrets,
+    };
     let mut applied = Vec::new();
     for p in pending.iter_mut().filter(|p| p.kind == kind) {
         let (Some(name), 0) = (p.name.clone(), p.issues.error_count()) else {
-            continue;
-        };
-        let Some(spec) = p.spec else {
-            let message = "missing required key `spec` (write `spec: {}` if there is nothing else)";
-            p.issues.error(p.metadata.name_at, "spec", message);
             continue;
         };
         let outcome = &validated.documents[p.outcome];
@@ -218,26 +218,8 @@ fn apply_kind(
             file: outcome.file.clone(),
             document: outcome.document,
         };
-        let metadata = std::mem::take(&mut p.metadata);
-        let issues = &mut p.issues;
-        let entity = match kind {
-            EntityKind::Collector => collector::read(spec, source, issues).map(Entity::Collector),
-            EntityKind::Healthcheck => {
-                healthcheck::read(&name, metadata, spec, source, &declared, issues)
-                    .map(Entity::Healthcheck)
-            }
-            EntityKind::System => {
-                let scope = SystemScope {
-                    healthchecks: &healthchecks,
-                    collectors: &declared,
-                };
-                system::read(&name, metadata, spec, source, &scope, issues).map(Entity::System)
-            }
-            EntityKind::Notifier => {
-                notifier::read(&name, spec, source, &systems, secrets, issues).map(Entity::Notifier)
-            }
-        };
-        if let Some(entity) = entity.filter(|_| issues.error_count() == 0) {
+        let entity = read_entity(p, &name, source, &scope);
+        if let Some(entity) = entity.filter(|_| p.issues.error_count() == 0) {
             applied.push((p.outcome, name, entity));
         }
     }
@@ -245,6 +227,48 @@ fn apply_kind(
     for (outcome, name, entity) in applied {
         validated.documents[outcome].applied = true;
         validated.entities.insert((kind, name), entity);
+    }
+}
+
+/// The entities of earlier kinds a document may refer to, and the secret source.
+struct Scope<'a> {
+    collectors: BTreeMap<String, CollectorDefinition>,
+    healthchecks: BTreeMap<String, Healthcheck>,
+    systems: BTreeSet<String>,
+    secrets: &'a SecretSource,
+}
+
+/// Reads the spec of one document with the reader of its kind.
+fn read_entity(
+    p: &mut Pending<'_>,
+    name: &str,
+    source: Source,
+    scope: &Scope<'_>,
+) -> Option<Entity> {
+    let Some(spec) = p.spec else {
+        let message = "missing required key `spec` (write `spec: {}` if there is nothing else)";
+        p.issues.error(p.metadata.name_at, "spec", message);
+        return None;
+    };
+    let metadata = std::mem::take(&mut p.metadata);
+    let issues = &mut p.issues;
+    match p.kind {
+        EntityKind::Collector => collector::read(spec, source, issues).map(Entity::Collector),
+        EntityKind::Healthcheck => {
+            healthcheck::read(name, metadata, spec, source, &scope.collectors, issues)
+                .map(Entity::Healthcheck)
+        }
+        EntityKind::System => {
+            let systems = SystemScope {
+                healthchecks: &scope.healthchecks,
+                collectors: &scope.collectors,
+            };
+            system::read(name, metadata, spec, source, &systems, issues).map(Entity::System)
+        }
+        EntityKind::Notifier => {
+            notifier::read(name, spec, source, &scope.systems, scope.secrets, issues)
+                .map(Entity::Notifier)
+        }
     }
 }
 
