@@ -84,14 +84,7 @@ pub async fn run(
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
     let events = Arc::new(EventHub::default());
-    let watching = match &options.config_dir {
-        Some(dir) => Some(watch_config(dir, options.secrets_dir.clone(), store.clone()).await?),
-        None => None,
-    };
-    let config = match &watching {
-        Some(watching) => watching.reconciler().subscribe(),
-        None => options.config.clone().unwrap_or_else(empty_config),
-    };
+    let (watching, config) = open_config(&options, &store).await?;
     let (store_for_writer, config_for_writer, events_for_writer) =
         (store.clone(), config.clone(), events.clone());
     let writer = tokio::task::spawn_blocking(move || {
@@ -124,6 +117,31 @@ pub async fn run(
     )
     .await;
 
+    stop_background(scheduler, watching).await;
+    finish(writer, state, options.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Starts watching the config folder, if there is one, and returns where the configuration
+/// comes from.
+async fn open_config(
+    options: &ServeOptions,
+    store: &Arc<Store>,
+) -> Result<(Option<gitops::Watching>, ConfigFeed), ServeError> {
+    let Some(dir) = &options.config_dir else {
+        let config = options.config.clone().unwrap_or_else(empty_config);
+        return Ok((None, config));
+    };
+    let watching = watch_config(dir, options.secrets_dir.clone(), store.clone()).await?;
+    let config = watching.reconciler().subscribe();
+    Ok((Some(watching), config))
+}
+
+/// Stops the hourly schedule and the folder watcher before the writer goes.
+async fn stop_background(
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    watching: Option<gitops::Watching>,
+) {
     if let Some(mut scheduler) = scheduler
         && let Err(error) = scheduler.shutdown().await
     {
@@ -133,8 +151,6 @@ pub async fn run(
         // Dropping the watcher joins its thread, which may be mid-rescan.
         let _ = tokio::task::spawn_blocking(move || drop(watching)).await;
     }
-    finish(writer, state, options.shutdown_timeout).await;
-    Ok(())
 }
 
 fn empty_config() -> ConfigFeed {
