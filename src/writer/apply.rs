@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use crate::analyzer::{self, AnalyzerRun};
 use crate::clock::ManualClock;
 use crate::config::ConfigSnapshot;
-use crate::detector::{RowStep, SampleStatus, SeriesUpdate};
-use crate::engine::{NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
+use crate::detector::{self, RowStep, SampleStatus, SeriesUpdate};
+use crate::engine::{
+    Direction, FieldType, NotificationKind, RowChange, State, Summary, Suppression, Timestamp,
+};
 use crate::events::{Event, Payload};
 use crate::retention::{self, DEFAULT_ANOMALY_RETENTION_DAYS, Retention};
 use crate::series::{CheckResult, SeriesKey};
@@ -94,7 +96,7 @@ impl Writer {
                 .detector
                 .process(result, config, &mut || w.next_anomaly_id());
             for update in updates {
-                self.store_update(w, group, update, &mut counts)?;
+                self.store_update(w, group, update, config, &mut counts)?;
             }
         }
         Ok(counts)
@@ -105,6 +107,7 @@ impl Writer {
         w: &mut WriteTables<'_>,
         group: &mut Group,
         update: SeriesUpdate,
+        config: &ConfigSnapshot,
         counts: &mut IngestCounts,
     ) -> Result<(), WriteError> {
         let id = self.series_id(w, &update.key)?;
@@ -123,8 +126,10 @@ impl Writer {
         }
         if let Some(baseline) = &update.baseline {
             w.put_baseline(id, baseline)?;
-            let baseline = BaselineView::new(&update.key, baseline);
-            group.payloads.push(Payload::BaselineUpdated { baseline });
+            if is_numeric(config, &update.key) {
+                let baseline = BaselineView::new(&update.key, baseline);
+                group.payloads.push(Payload::BaselineUpdated { baseline });
+            }
         }
         if let Some(step) = &update.spike {
             counts.state_changes += u64::from(store_step(w, group, id, &update.key, step)?);
@@ -276,6 +281,18 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+/// Returns whether a series is numeric, the same way the analyzer does before it publishes a
+/// baseline: by its effective direction, or without one by its schema's field type. Only numeric
+/// baselines are published as events, whether learned inline or by the analyzer.
+fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey) -> bool {
+    match detector::effective_settings(config, key).direction.value {
+        Some(direction) => direction != Direction::Dominance,
+        None => {
+            detector::schema_field(config, key).is_some_and(|f| f.field_type == FieldType::Number)
+        }
     }
 }
 
