@@ -144,8 +144,8 @@ mod tests {
             ids.windows(2).all(|w| w[0] < w[1]),
             "ids not rising: {ids:?}"
         );
-        let kept = total - REPLAY_EVENTS as u64 + 1;
-        for id in kept..=total {
+        let first_buffered = total - REPLAY_EVENTS as u64 + 1;
+        for id in first_buffered..=total {
             assert!(ids.contains(&id), "event {id} of the buffer is missing");
         }
     }
