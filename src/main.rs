@@ -28,6 +28,12 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "ANOMALYD_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Folder of GitOps YAML files to load and watch; without it the configuration is empty.
+        #[arg(long, env = "ANOMALYD_CONFIG_DIR")]
+        config_dir: Option<PathBuf>,
+        /// Folder with one file per secret, named after the secret.
+        #[arg(long, env = "ANOMALYD_SECRETS_DIR")]
+        secrets_dir: Option<PathBuf>,
     },
     /// Checks a config folder and prints every problem as `file:line:col: severity: message`.
     /// Exits with 1 when any document has an error.
@@ -48,9 +54,17 @@ enum Command {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data_dir, listen } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            config_dir,
+            secrets_dir,
+        } => {
             init_logging("info,tokio_cron_scheduler=warn");
-            serve(data_dir, listen)?;
+            let mut options = ServeOptions::new(data_dir);
+            options.config_dir = config_dir;
+            options.secrets_dir = secrets_dir;
+            serve(options, listen)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, secrets_dir } => check(&dir, secrets_dir),
@@ -66,7 +80,7 @@ fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+fn serve(options: ServeOptions, listen: SocketAddr) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -77,7 +91,7 @@ fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let stop = shutdown_signal()?;
-        server::run(listener, ServeOptions::new(data_dir), stop).await?;
+        server::run(listener, options, stop).await?;
         Ok(())
     })
 }

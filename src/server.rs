@@ -17,6 +17,7 @@ use crate::analyzer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigSnapshot;
 use crate::events::EventHub;
+use crate::gitops;
 use crate::http::{AppState, handle};
 use crate::store::{Store, StoreError};
 use crate::writer::{self, ConfigFeed, WriterHandle};
@@ -29,7 +30,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeOptions {
     /// Directory of the data file; created when missing.
     pub data_dir: PathBuf,
-    /// Configuration to evaluate with; `None` runs with an empty configuration.
+    /// GitOps folder to load and watch; it takes precedence over `config`.
+    pub config_dir: Option<PathBuf>,
+    /// Folder with one file per secret that the YAML files reference.
+    pub secrets_dir: Option<PathBuf>,
+    /// Configuration to evaluate with when there is no `config_dir`; `None` runs with an empty
+    /// configuration.
     pub config: Option<ConfigFeed>,
     /// Maximum wait for open connections, and then for the writer, at shutdown.
     pub shutdown_timeout: Duration,
@@ -41,6 +47,8 @@ impl ServeOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            config_dir: None,
+            secrets_dir: None,
             config: None,
             shutdown_timeout: Duration::from_secs(10),
             hourly_analyzer: true,
@@ -57,6 +65,10 @@ pub enum ServeError {
     Listener(std::io::Error),
     #[error(transparent)]
     Schedule(#[from] analyzer::ScheduleError),
+    #[error(transparent)]
+    Gitops(#[from] gitops::ReconcileError),
+    #[error(transparent)]
+    Watch(#[from] gitops::WatchError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -72,12 +84,7 @@ pub async fn run(
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
     let events = Arc::new(EventHub::default());
-    let config = options.config.clone().unwrap_or_else(|| {
-        let (sender, receiver) = watch::channel(Arc::new(ConfigSnapshot::default()));
-        // No sender remains, so the receiver keeps the empty configuration.
-        drop(sender);
-        receiver
-    });
+    let (watching, config) = open_config(&options, &store).await?;
     let (store_for_writer, config_for_writer, events_for_writer) =
         (store.clone(), config.clone(), events.clone());
     let writer = tokio::task::spawn_blocking(move || {
@@ -91,11 +98,13 @@ pub async fn run(
     };
 
     let (stop, stopping) = watch::channel(false);
+    let gitops = watching.as_ref().map(|w| w.reconciler().clone());
     let state = AppState {
         store,
         writer: writer.handle(),
         events,
         config,
+        gitops,
         stopping,
     };
     tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
@@ -108,13 +117,60 @@ pub async fn run(
     )
     .await;
 
+    stop_background(scheduler, watching).await;
+    finish(writer, state, options.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Starts watching the config folder, if there is one, and returns where the configuration
+/// comes from.
+async fn open_config(
+    options: &ServeOptions,
+    store: &Arc<Store>,
+) -> Result<(Option<gitops::Watching>, ConfigFeed), ServeError> {
+    let Some(dir) = &options.config_dir else {
+        let config = options.config.clone().unwrap_or_else(empty_config);
+        return Ok((None, config));
+    };
+    let watching = watch_config(dir, options.secrets_dir.clone(), store.clone()).await?;
+    let config = watching.reconciler().subscribe();
+    Ok((Some(watching), config))
+}
+
+/// Stops the hourly schedule and the folder watcher before the writer goes.
+async fn stop_background(
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    watching: Option<gitops::Watching>,
+) {
     if let Some(mut scheduler) = scheduler
         && let Err(error) = scheduler.shutdown().await
     {
         tracing::warn!(%error, "stopping the hourly analyzer failed");
     }
-    finish(writer, state, options.shutdown_timeout).await;
-    Ok(())
+    if let Some(watching) = watching {
+        // Dropping the watcher joins its thread, which may be mid-rescan.
+        let _ = tokio::task::spawn_blocking(move || drop(watching)).await;
+    }
+}
+
+fn empty_config() -> ConfigFeed {
+    let (sender, receiver) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    // No sender remains, so the receiver keeps the empty configuration.
+    drop(sender);
+    receiver
+}
+
+/// Loads the last good configuration from the data file and starts watching the folder.
+async fn watch_config(
+    dir: &std::path::Path,
+    secrets_dir: Option<PathBuf>,
+    store: Arc<Store>,
+) -> Result<gitops::Watching, ServeError> {
+    let mut options = gitops::ReconcilerOptions::new(dir);
+    options.secrets = gitops::SecretSource { dir: secrets_dir };
+    let reconciler =
+        tokio::task::spawn_blocking(move || gitops::Reconciler::open(options, store)).await??;
+    Ok(Arc::new(reconciler).spawn()?)
 }
 
 /// Accepts connections until `shutdown`, then drains them within `timeout`.

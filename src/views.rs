@@ -235,3 +235,56 @@ pub fn value_json(value: &Value) -> Json {
 fn record_json(value: &ValueRecord) -> Json {
     value_json(&value.clone().into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Anomaly, Kind, RowDirection, State};
+
+    fn drift_row(deviation: f64) -> Anomaly {
+        Anomaly {
+            id: 7,
+            kind: Kind::Drift,
+            state: State::Suspicious,
+            direction: RowDirection::Above,
+            baseline_mean: Some(10.0),
+            baseline_std_dev: Some(0.0),
+            observed_value: "12".into(),
+            deviation,
+            suspicious_run_count: 1,
+            confirmation_threshold: 2,
+            started_at: Timestamp::from_millis(0),
+            confirmed_at: None,
+            recovered_at: None,
+            recent_samples: Vec::new(),
+            stable_drift_run_count: 0,
+            self_resolved: false,
+            suppression: None,
+        }
+    }
+
+    fn key() -> SeriesKey {
+        SeriesKey {
+            system: "shop".into(),
+            healthcheck: "web".into(),
+            environment: None,
+            field_path: "collectors.a.b".into(),
+        }
+    }
+
+    #[test]
+    fn infinite_deviation_is_unbounded() {
+        let json =
+            serde_json::to_value(AnomalyView::new(&key(), &drift_row(f64::INFINITY))).unwrap();
+        assert_eq!(json["deviation"], Json::Null);
+        assert_eq!(json["deviationUnbounded"], true);
+        assert_eq!(json["startedAt"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn finite_deviation_is_a_number() {
+        let json = serde_json::to_value(AnomalyView::new(&key(), &drift_row(2.5))).unwrap();
+        assert_eq!(json["deviation"], 2.5);
+        assert_eq!(json["deviationUnbounded"], false);
+    }
+}

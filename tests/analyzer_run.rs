@@ -1,5 +1,6 @@
 //! The hourly analyzer through the writer. It reads the stored hourly summaries, and its
-//! baselines and last-run time are stored in one transaction. A missed hour runs at start.
+//! baselines and last-run time are stored in one transaction, expired data is pruned, and a
+//! missed hour runs at start.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anomalyd::config::ConfigSnapshot;
-use anomalyd::engine::Timestamp;
+use anomalyd::engine::{Anomaly, Kind, RowDirection, State, Timestamp};
 use anomalyd::events::EventHub;
 use anomalyd::ingest::{self, Framing};
 use anomalyd::server::{ServeOptions, run};
@@ -101,4 +102,92 @@ async fn missed_hour_runs_at_start() {
         .expect("snapshot")
         .analyzer_last_run;
     assert!(last_run.is_some_and(|at| at > long_ago), "{last_run:?}");
+}
+
+fn row(id: u64, state: State, recovered_at: Option<Timestamp>) -> Anomaly {
+    Anomaly {
+        id,
+        kind: Kind::Spike,
+        state,
+        direction: RowDirection::Above,
+        baseline_mean: Some(100.0),
+        baseline_std_dev: Some(1.0),
+        observed_value: "200".into(),
+        deviation: 100.0,
+        suspicious_run_count: 3,
+        confirmation_threshold: 3,
+        started_at: Timestamp::from_millis(1_767_312_000_000),
+        confirmed_at: None,
+        recovered_at,
+        recent_samples: Vec::new(),
+        stable_drift_run_count: 0,
+        self_resolved: false,
+        suppression: None,
+    }
+}
+
+#[tokio::test]
+async fn analyzer_run_prunes_expired_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    let events = Arc::new(EventHub::default());
+
+    let start = Timestamp::from_millis(1_767_312_000_000); // 2026-01-02T00:00:00Z
+    {
+        let tx = store.database().begin_write().expect("begin");
+        let mut tables = WriteTables::open(&tx).expect("tables");
+        let key = anomalyd::series::SeriesKey {
+            system: "shop".into(),
+            healthcheck: "web".into(),
+            environment: None,
+            field_path: "collectors.healthcheck-http.request.responseTimeMs".into(),
+        };
+        let id = tables.series_id(&key).expect("series");
+        let (recovered_id, open_id) = (tables.next_anomaly_id(), tables.next_anomaly_id());
+        assert_eq!((recovered_id, open_id), (1, 2));
+        let recovered = row(recovered_id, State::Recovered, Some(start));
+        tables.put_anomaly(id, &recovered).expect("recovered row");
+        // An open row of a series that gets no samples, so it stays open.
+        let quiet = anomalyd::series::SeriesKey {
+            system: "quiet".into(),
+            ..key
+        };
+        let quiet_id = tables.series_id(&quiet).expect("series");
+        let open = row(open_id, State::Anomaly, None);
+        tables.put_anomaly(quiet_id, &open).expect("open row");
+        tables.finish().expect("finish");
+        tx.commit().expect("commit");
+    }
+    let writer = writer::start(store.clone(), config, events).expect("writer");
+    let handle = writer.handle();
+    let old = ingest::parse(learn_body("shop", 30).as_bytes(), Framing::Ndjson).expect("parse");
+    within(handle.ingest(old)).await.expect("ingest");
+
+    // 40 days later: the samples and summaries are past every window and the chart range, and
+    // the recovered row is past the 30 days of anomaly retention.
+    let later = Timestamp::from_millis(start.as_millis() + 40 * 24 * 3_600_000);
+    within(handle.analyze(later)).await.expect("analyze");
+
+    let shop = read::SeriesFilter {
+        system: Some("shop".into()),
+        ..Default::default()
+    };
+    let series_id = read::series(store.database(), &shop).expect("series")[0].id;
+    let samples = read::samples(store.database(), series_id, start, later, 1000).expect("samples");
+    assert!(samples.is_empty(), "{} samples left", samples.len());
+    assert!(
+        read::snapshot(store.database())
+            .expect("snapshot")
+            .current_hours
+            .is_empty()
+    );
+    assert!(read::anomaly(store.database(), 1).expect("read").is_none());
+    assert!(read::anomaly(store.database(), 2).expect("read").is_some());
+
+    drop(handle);
+    within(tokio::task::spawn_blocking(move || writer.stop().join()))
+        .await
+        .expect("join")
+        .expect("writer thread");
 }

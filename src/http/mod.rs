@@ -18,6 +18,7 @@ use tokio::sync::watch;
 pub use error::ApiError;
 
 use crate::events::EventHub;
+use crate::gitops::Reconciler;
 use crate::store::Store;
 use crate::writer::{ConfigFeed, WriterHandle};
 
@@ -26,12 +27,14 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub type Response = http::Response<Body>;
 
 /// Shared state of every request handler.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
     pub writer: WriterHandle,
     pub events: Arc<EventHub>,
     pub config: ConfigFeed,
+    /// The GitOps folder's reconciler, when serving from a config folder.
+    pub gitops: Option<Arc<Reconciler>>,
     /// Turns true when the server shuts down, so open event streams end.
     pub stopping: watch::Receiver<bool>,
 }
@@ -68,6 +71,7 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "series"]) => reads::series(req, state).await,
         (&Method::GET, ["api", "v1", "series", "samples"]) => reads::samples(req, state).await,
         (&Method::GET, ["api", "v1", "events"]) => Ok(sse::stream(&req, state)),
+        (&Method::GET, ["api", "v1", "gitops"]) => gitops_status(state),
         (
             _,
             ["healthz"]
@@ -79,6 +83,19 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
     }
+}
+
+/// Returns the status of every document of the config folder.
+fn gitops_status(state: &AppState) -> Result<Response, ApiError> {
+    let reconciler = state.gitops.as_ref().ok_or_else(|| {
+        ApiError::NotFound("no config folder is served; start with --config-dir".into())
+    })?;
+    let body = reconciler.status_json();
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("a response with a valid status and header builds"))
 }
 
 fn parse_id(text: &str) -> Result<u64, ApiError> {

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http::{StatusCode, header};
 use http_body_util::{BodyExt, channel::Channel};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::{AppState, Response};
-use crate::events::Event;
+use crate::events::{Event, EventHub};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Frames buffered per client before sending waits for it.
@@ -26,7 +27,12 @@ pub fn stream<B>(req: &http::Request<B>, state: &AppState) -> Response {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let (sender, body) = Channel::<Bytes>::new(CLIENT_FRAMES);
-    tokio::spawn(feed(sender, state.clone(), last_id));
+    tokio::spawn(feed(
+        sender,
+        state.events.clone(),
+        state.stopping.clone(),
+        last_id,
+    ));
     http::Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -38,10 +44,14 @@ pub fn stream<B>(req: &http::Request<B>, state: &AppState) -> Response {
 type Sender = http_body_util::channel::Sender<Bytes>;
 
 /// Writes events to one client until it disconnects or the server stops.
-async fn feed(mut sender: Sender, state: AppState, mut last_id: u64) {
-    let mut live = state.events.subscribe();
-    let mut stopping = state.stopping.clone();
-    if send_all(&mut sender, state.events.since(last_id), &mut last_id)
+async fn feed(
+    mut sender: Sender,
+    events: Arc<EventHub>,
+    mut stopping: watch::Receiver<bool>,
+    mut last_id: u64,
+) {
+    let mut live = events.subscribe();
+    if send_all(&mut sender, events.since(last_id), &mut last_id)
         .await
         .is_err()
     {
@@ -55,7 +65,7 @@ async fn feed(mut sender: Sender, state: AppState, mut last_id: u64) {
                 Ok(event) => send_all(&mut sender, vec![event], &mut last_id).await,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "event client lagged, replaying from the buffer");
-                    send_all(&mut sender, state.events.since(last_id), &mut last_id).await
+                    send_all(&mut sender, events.since(last_id), &mut last_id).await
                 }
                 Err(RecvError::Closed) => return,
             },
@@ -84,4 +94,59 @@ async fn send_all(
         *last_id = event.id;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::events::REPLAY_EVENTS;
+
+    fn event(id: u64) -> Event {
+        Event {
+            id,
+            name: "baseline-updated",
+            data: "{}".into(),
+        }
+    }
+
+    /// Returns the id of an SSE frame.
+    fn frame_id(frame: &[u8]) -> Option<u64> {
+        let text = std::str::from_utf8(frame).ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("id: ")?.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn lagging_client_gets_the_buffer() {
+        let hub = Arc::new(EventHub::default());
+        let (_stop, stopping) = watch::channel(false);
+        // Room for one frame: the client reads nothing while the events are published.
+        let (sender, mut body) = Channel::<Bytes>::new(1);
+        tokio::spawn(feed(sender, hub.clone(), stopping, 0));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let total = 3 * REPLAY_EVENTS as u64;
+        hub.publish((1..=total).map(event).collect());
+
+        let mut ids = Vec::new();
+        while ids.last() != Some(&total) {
+            let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+                .await
+                .expect("frame in time")
+                .expect("stream open")
+                .expect("frame");
+            ids.extend(frame.data_ref().and_then(|data| frame_id(data)));
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids not rising: {ids:?}"
+        );
+        let first_buffered = total - REPLAY_EVENTS as u64 + 1;
+        for id in first_buffered..=total {
+            assert!(ids.contains(&id), "event {id} of the buffer is missing");
+        }
+    }
 }

@@ -139,6 +139,12 @@ impl Store {
     }
 }
 
+impl crate::gitops::DatabaseHandle for Store {
+    fn database(&self) -> &Database {
+        &self.db
+    }
+}
+
 fn stored_version(tx: &WriteTransaction) -> Result<Option<u64>> {
     let meta = tx.open_table(tables::META).map_err(db)?;
     let version = meta.get("schema_version").map_err(db)?.map(|v| v.value());

@@ -163,6 +163,44 @@ impl<'txn> WriteTables<'txn> {
         Ok(Some((record.series_id, record.to_anomaly(id))))
     }
 
+    /// Deletes the raw samples of a series taken before `before`.
+    pub fn prune_samples(&mut self, series_id: u64, before: Timestamp) -> Result<()> {
+        let range = (series_id, i64::MIN, 0)..(series_id, before.as_millis(), 0);
+        self.samples.retain_in(range, |_, _| false).map_err(db)
+    }
+
+    /// Deletes the hourly summaries of a series whose hour starts before `before`.
+    pub fn prune_summaries(&mut self, series_id: u64, before: Timestamp) -> Result<()> {
+        let range = (series_id, i64::MIN)..(series_id, before.as_millis());
+        self.summaries.retain_in(range, |_, _| false).map_err(db)
+    }
+
+    /// Deletes recovered rows for which `expired` holds, looking at no more than `scan_limit`
+    /// rows from the oldest start time on; returns how many were deleted.
+    pub fn prune_anomalies(
+        &mut self,
+        scan_limit: usize,
+        expired: impl Fn(&Anomaly) -> bool,
+    ) -> Result<usize> {
+        let mut doomed = Vec::new();
+        for entry in self.by_start.iter().map_err(db)?.take(scan_limit) {
+            let (position, _) = entry.map_err(db)?;
+            let (started, id) = position.value();
+            let Some(bytes) = self.anomalies.get(id).map_err(db)? else {
+                continue;
+            };
+            let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
+            if record.state == State::Recovered && expired(&record.to_anomaly(id)) {
+                doomed.push((started, id));
+            }
+        }
+        for (started, id) in &doomed {
+            self.anomalies.remove(*id).map_err(db)?;
+            self.by_start.remove((*started, *id)).map_err(db)?;
+        }
+        Ok(doomed.len())
+    }
+
     /// Takes the next anomaly id.
     pub fn next_anomaly_id(&mut self) -> u64 {
         let id = self.counters.next_anomaly_id;

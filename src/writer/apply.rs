@@ -4,16 +4,23 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::analyzer::{self, AnalyzerRun};
+use crate::clock::ManualClock;
 use crate::config::ConfigSnapshot;
-use crate::detector::{Detector, RowStep, SampleStatus, SeriesUpdate};
-use crate::engine::{Kind, NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
+use crate::detector::{self, RowStep, SampleStatus, SeriesUpdate};
+use crate::engine::{
+    Direction, FieldType, NotificationKind, RowChange, State, Summary, Suppression, Timestamp,
+};
 use crate::events::{Event, Payload};
+use crate::retention::{self, DEFAULT_ANOMALY_RETENTION_DAYS, Retention};
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
 use crate::views::{AnomalyView, BaselineView};
 
 use super::history::StoreHistory;
 use super::{Done, IngestCounts, Work, WriteError, Writer};
+
+/// Maximum number of anomaly rows one retention pass looks at.
+const ANOMALY_SCAN_LIMIT: usize = 10_000;
 
 /// Changes one transaction collects before it commits.
 #[derive(Default)]
@@ -89,7 +96,7 @@ impl Writer {
                 .detector
                 .process(result, config, &mut || w.next_anomaly_id());
             for update in updates {
-                self.store_update(w, group, update, &mut counts)?;
+                self.store_update(w, group, update, config, &mut counts)?;
             }
         }
         Ok(counts)
@@ -100,6 +107,7 @@ impl Writer {
         w: &mut WriteTables<'_>,
         group: &mut Group,
         update: SeriesUpdate,
+        config: &ConfigSnapshot,
         counts: &mut IngestCounts,
     ) -> Result<(), WriteError> {
         let id = self.series_id(w, &update.key)?;
@@ -118,8 +126,10 @@ impl Writer {
         }
         if let Some(baseline) = &update.baseline {
             w.put_baseline(id, baseline)?;
-            let baseline = BaselineView::new(&update.key, baseline);
-            group.payloads.push(Payload::BaselineUpdated { baseline });
+            if is_numeric(config, &update.key) {
+                let baseline = BaselineView::new(&update.key, baseline);
+                group.payloads.push(Payload::BaselineUpdated { baseline });
+            }
         }
         if let Some(step) = &update.spike {
             counts.state_changes += u64::from(store_step(w, group, id, &update.key, step)?);
@@ -169,37 +179,17 @@ impl Writer {
         Ok(Ok(()))
     }
 
-    /// Puts a changed open row into the detector.
-    // NOTE: the detector has no call to replace one row, so this rebuilds it from snapshots of
-    // every series. That is linear in the number of series, acceptable for rare suppressions.
+    /// Puts a changed open row into the detector, which owns the open rows.
     fn replace_open_row(&mut self, series_id: u64, row: crate::engine::Anomaly) {
-        let Some(key) = self
+        let key = self
             .ids
             .iter()
             .find(|(_, id)| **id == series_id)
-            .map(|(k, _)| k.clone())
-        else {
-            return;
-        };
-        let detector = std::mem::take(&mut self.detector);
-        let series = detector
-            .series()
-            .filter_map(|k| Some((k.clone(), detector.snapshot(k)?)));
-        let series: Vec<_> = series
-            .map(|(k, mut snap)| {
-                if k == key {
-                    let slot = match row.kind {
-                        Kind::Spike => &mut snap.spike_row,
-                        Kind::Drift => &mut snap.drift_row,
-                    };
-                    if slot.as_ref().is_some_and(|open| open.id == row.id) {
-                        *slot = Some(row.clone());
-                    }
-                }
-                (k, snap)
-            })
-            .collect();
-        self.detector = Detector::restore(series);
+            .map(|(k, _)| k.clone());
+        let replaced = key.is_some_and(|key| self.detector.replace_open_row(&key, row));
+        if !replaced {
+            tracing::warn!(series_id, "suppressed row is not open in the detector");
+        }
     }
 
     fn analyze(
@@ -215,6 +205,7 @@ impl Writer {
         })?;
         drop(history);
         self.store_run(w, group, &run)?;
+        self.prune(w, at, config)?;
         tracing::info!(
             baselines = run.baselines.len(),
             drift_steps = run.drift.len(),
@@ -254,6 +245,31 @@ impl Writer {
         Ok(())
     }
 
+    /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`. Each run
+    /// removes at most one scan's worth of anomalies; the rest go in later runs.
+    // NOTE: stale series (not seen for twice their window) keep their baseline and state; only
+    // their samples and summaries age out here.
+    fn prune(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        at: Timestamp,
+        config: &ConfigSnapshot,
+    ) -> Result<(), WriteError> {
+        let clock = ManualClock::new(at);
+        let retention = Retention::new(&clock, DEFAULT_ANOMALY_RETENTION_DAYS);
+        let largest = retention::largest_window(config, self.ids.keys());
+        let sample_cutoff = retention.raw_sample_cutoff(largest);
+        let summary_cutoff = retention.summary_cutoff(largest);
+        for &id in self.ids.values() {
+            w.prune_samples(id, sample_cutoff)?;
+            w.prune_summaries(id, summary_cutoff)?;
+        }
+        let deleted =
+            w.prune_anomalies(ANOMALY_SCAN_LIMIT, |row| retention.anomaly_expired(row))?;
+        tracing::debug!(deleted, "expired anomalies deleted");
+        Ok(())
+    }
+
     /// Writes the per-hour summaries and the detector state of every touched series.
     fn flush(&self, w: &mut WriteTables<'_>, group: &mut Group) -> Result<(), WriteError> {
         for ((id, hour), summary) in group.hours.drain() {
@@ -265,6 +281,18 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+/// Returns whether a series is numeric, the same way the analyzer does before it publishes a
+/// baseline: by its effective direction, or without one by its schema's field type. Only numeric
+/// baselines are published as events, whether learned inline or by the analyzer.
+fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey) -> bool {
+    match detector::effective_settings(config, key).direction.value {
+        Some(direction) => direction != Direction::Dominance,
+        None => {
+            detector::schema_field(config, key).is_some_and(|f| f.field_type == FieldType::Number)
+        }
     }
 }
 

@@ -43,6 +43,11 @@ impl TestServer {
 
     /// Starts a server on an existing data directory (for restart tests).
     pub async fn start_in(dir: PathBuf) -> Self {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Starts a server on `dir` after `configure` adjusted its options.
+    pub async fn start_with(dir: PathBuf, configure: impl FnOnce(&mut ServeOptions)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -50,8 +55,9 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let mut options = ServeOptions::new(&dir);
         options.hourly_analyzer = false;
-        // Longer than `STEP`, so a connection that holds shutdown open fails the test.
+        // Longer than `STEP`, so a connection that keeps shutdown waiting fails the test.
         options.shutdown_timeout = Duration::from_secs(30);
+        configure(&mut options);
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
