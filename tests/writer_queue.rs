@@ -22,17 +22,23 @@ async fn full_queue_rejects_as_busy() {
         writer::start(store.clone(), config, Arc::new(EventHub::default())).expect("writer");
     let handle = writer.handle();
 
-    // An open write transaction makes the writer wait in begin_write with its first job.
+    // An open write transaction makes the writer wait in begin_write with its first job. The
+    // first job goes alone, so the writer cannot gather queued jobs into its group before it
+    // blocks; the queue then holds exactly QUEUE_JOBS more.
     let blocker = store
         .database()
         .begin_write()
         .expect("blocking transaction");
-    let jobs: Vec<_> = (0..QUEUE_JOBS + 50)
-        .map(|_| {
-            let handle = handle.clone();
-            tokio::spawn(async move { handle.ingest(Vec::new()).await })
-        })
-        .collect();
+    let first = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.ingest(Vec::new()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut jobs = vec![first];
+    jobs.extend((0..QUEUE_JOBS + 50).map(|_| {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.ingest(Vec::new()).await })
+    }));
     // Give every task the chance to enqueue or be rejected before the writer moves again.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     blocker.abort().expect("abort");
@@ -45,7 +51,7 @@ async fn full_queue_rejects_as_busy() {
             Err(other) => panic!("unexpected error: {other}"),
         }
     }
-    assert!(busy >= 49, "{busy} rejected as busy");
+    assert_eq!(busy, 50, "jobs rejected as busy");
     assert!(done >= QUEUE_JOBS, "{done} committed");
 
     drop(handle);
