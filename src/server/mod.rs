@@ -1,5 +1,8 @@
-//! The `serve` command as a library call: open the store, start the writer, the hourly analyzer
-//! and the HTTP server on a given listener, and shut all of it down in order when asked.
+//! The `serve` command as a library call: open the store, start the writer, the hourly analyzer,
+//! the built-in probes and the HTTP server on a given listener, and shut all of it down in order
+//! when asked.
+
+mod probes;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,6 +25,8 @@ use crate::http::{AppState, handle};
 use crate::store::{Store, StoreError};
 use crate::writer::{self, ConfigFeed, WriterHandle};
 
+use probes::RunningProbes;
+
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -41,6 +46,8 @@ pub struct ServeOptions {
     pub shutdown_timeout: Duration,
     /// Run the analyzer at the top of every hour (and once at start when an hour was missed).
     pub hourly_analyzer: bool,
+    /// Run the built-in probes of the healthchecks whose strategy anomalyd implements.
+    pub probes: bool,
 }
 
 impl ServeOptions {
@@ -52,6 +59,7 @@ impl ServeOptions {
             config: None,
             shutdown_timeout: Duration::from_secs(10),
             hourly_analyzer: true,
+            probes: true,
         }
     }
 }
@@ -69,6 +77,8 @@ pub enum ServeError {
     Gitops(#[from] gitops::ReconcileError),
     #[error(transparent)]
     Watch(#[from] gitops::WatchError),
+    #[error("cannot set up the probes' HTTP client: {0}")]
+    Probes(#[from] crate::http_client::ClientError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -97,6 +107,12 @@ pub async fn run(
         None
     };
 
+    let probes = if options.probes {
+        Some(RunningProbes::start(config.clone(), writer.handle())?)
+    } else {
+        None
+    };
+
     let (stop, stopping) = watch::channel(false);
     let gitops = watching.as_ref().map(|w| w.reconciler().clone());
     let state = AppState {
@@ -117,6 +133,9 @@ pub async fn run(
     )
     .await;
 
+    if let Some(probes) = probes {
+        probes.stop().await;
+    }
     stop_background(scheduler, watching).await;
     finish(writer, state, options.shutdown_timeout).await;
     Ok(())
@@ -231,7 +250,9 @@ async fn finish(writer: writer::WriterThread, state: AppState, timeout: Duration
         );
         return;
     }
-    let AppState { store, .. } = state;
+    // The reconciler holds the store too; release everything but the store before closing it.
+    let AppState { store, gitops, .. } = state;
+    drop(gitops);
     match Arc::try_unwrap(store) {
         Ok(store) => match tokio::task::spawn_blocking(move || store.close()).await {
             Ok(Ok(())) => tracing::info!("data file closed"),
