@@ -77,6 +77,8 @@ impl Writer {
                 self.analyze(w, group, *at, config)?;
                 Ok(Done::Analyzed)
             }
+            // The thread answers heartbeats before they reach a transaction.
+            Work::Ping => Ok(Done::Changed),
         })
     }
 

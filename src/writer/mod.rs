@@ -7,6 +7,7 @@
 
 mod apply;
 mod history;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
+
+pub use stats::{StatsSnapshot, WriterStats};
 
 use crate::config::ConfigSnapshot;
 use crate::detector::{Detector, SeriesSnapshot};
@@ -61,9 +64,18 @@ pub enum WriteError {
 #[derive(Debug)]
 enum Work {
     Ingest(Vec<CheckResult>),
-    Suppress { id: u64, at: Timestamp },
-    Unsuppress { id: u64 },
-    Analyze { at: Timestamp },
+    Suppress {
+        id: u64,
+        at: Timestamp,
+    },
+    Unsuppress {
+        id: u64,
+    },
+    Analyze {
+        at: Timestamp,
+    },
+    /// Heartbeat, which the writer thread replies to without a transaction.
+    Ping,
 }
 
 /// Result of a job.
@@ -84,6 +96,7 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
     sender: mpsc::WeakSender<Job>,
+    stats: Arc<WriterStats>,
 }
 
 /// The running writer thread and the one strong end of its queue.
@@ -91,6 +104,7 @@ pub struct WriterHandle {
 pub struct WriterThread {
     sender: mpsc::Sender<Job>,
     thread: JoinHandle<()>,
+    stats: Arc<WriterStats>,
     /// Event time of the last stored analyzer run, as found at start.
     pub analyzer_last_run: Option<Timestamp>,
 }
@@ -99,6 +113,7 @@ impl WriterThread {
     pub fn handle(&self) -> WriterHandle {
         WriterHandle {
             sender: self.sender.downgrade(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -139,6 +154,16 @@ impl WriterHandle {
         self.submit(Work::Analyze { at }).await.map(drop)
     }
 
+    /// Sends the writer thread a heartbeat. Its reply marks the thread alive in its stats.
+    pub async fn ping(&self) -> Result<(), WriteError> {
+        self.submit(Work::Ping).await.map(drop)
+    }
+
+    /// Returns the writer's counters and the time it was last alive.
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        &self.stats
+    }
+
     async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
@@ -160,6 +185,7 @@ struct Writer {
     ids: HashMap<SeriesKey, u64>,
     config: ConfigFeed,
     events: Arc<EventHub>,
+    stats: Arc<WriterStats>,
 }
 
 /// Loads the detector from the store and starts the writer thread.
@@ -175,12 +201,15 @@ pub fn start(
     } = restore(&store)?;
     tracing::info!(series = ids.len(), "detector restored");
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
+    let stats = Arc::new(WriterStats::default());
+    stats.mark_alive();
     let writer = Writer {
         store,
         detector,
         ids,
         config,
         events,
+        stats: stats.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("anomalyd-writer".into())
@@ -189,6 +218,7 @@ pub fn start(
     Ok(WriterThread {
         sender,
         thread,
+        stats,
         analyzer_last_run,
     })
 }
@@ -248,6 +278,11 @@ impl Writer {
             };
             let (batch, next) = gather(first, &mut receiver);
             carried = next;
+            if matches!(batch[0].work, Work::Ping) {
+                self.stats.mark_alive();
+                reply_each(batch, vec![Ok(Done::Changed)]);
+                continue;
+            }
             self.commit_group(batch);
         }
         tracing::info!("writer stopped");
@@ -274,10 +309,12 @@ impl Writer {
     /// Runs the works in one transaction and publishes their events after commit. On any
     /// failure the transaction is dropped and the detector reloaded from the file.
     fn try_commit(&mut self, works: &[&Work]) -> Result<Vec<Result<Done, WriteError>>, WriteError> {
+        let began = std::time::Instant::now();
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(works)));
         let failure = match attempt {
             Ok(Ok((done, events))) => {
                 self.events.publish(events);
+                self.count(&done, began.elapsed());
                 return Ok(done);
             }
             Ok(Err(error)) => error,
@@ -293,15 +330,31 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Adds a committed group to the stats and marks the thread alive.
+    fn count(&self, done: &[Result<Done, WriteError>], took: std::time::Duration) {
+        for result in done {
+            match result {
+                Ok(Done::Ingested(counts)) => self.stats.add_ingest(counts),
+                // An analyzer run is always committed in a group of its own.
+                Ok(Done::Analyzed) => self.stats.add_analyzer_run(took),
+                _ => {}
+            }
+        }
+        self.stats.mark_alive();
+    }
+}
+
 /// Takes `first` and whatever else is queued, up to the group limit. An analyzer run reads the
-/// committed file, so it goes in a group of its own.
+/// committed file, so it goes in a group of its own; so does a heartbeat, which needs no
+/// transaction.
 fn gather(first: Job, receiver: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
-    let alone = matches!(first.work, Work::Analyze { .. });
+    let alone = matches!(first.work, Work::Analyze { .. } | Work::Ping);
     let mut size = weight(&first.work);
     let mut batch = vec![first];
     while !alone && size < GROUP_RESULTS {
         let Ok(job) = receiver.try_recv() else { break };
-        if matches!(job.work, Work::Analyze { .. }) {
+        if matches!(job.work, Work::Analyze { .. } | Work::Ping) {
             return (batch, Some(job));
         }
         size += weight(&job.work);
