@@ -13,22 +13,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gitops");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_anomalyd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config-dir",
-            examples,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start anomalyd");
-    let addr = listening_address(&mut child);
+    let (mut child, addr) = start(dir.path());
     let pid = child.id();
 
     std::thread::sleep(Duration::from_secs(3));
@@ -62,8 +47,45 @@ fn main() {
         mb(peak)
     );
 
+    stop(child);
+
+    // A restart holds only what was restored from the file, without the request buffers.
+    let (child, _) = start(dir.path());
+    std::thread::sleep(Duration::from_secs(3));
+    let restored = vm_rss_kib(child.id());
+    println!(
+        "restarted with 10 000 series: VmRSS {} KiB ({:.1} MB)",
+        restored,
+        mb(restored)
+    );
+    stop(child);
+}
+
+/// Starts `anomalyd serve` on the example folder with its data in `data`.
+fn start(data: &std::path::Path) -> (Child, SocketAddr) {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gitops");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anomalyd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config-dir",
+            examples,
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start anomalyd");
+    let addr = listening_address(&mut child);
+    (child, addr)
+}
+
+/// Sends SIGTERM and checks that the server exits with status 0.
+fn stop(mut child: Child) {
     let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(status.expect("run kill").success());
     let exit = child.wait().expect("wait for anomalyd");
@@ -97,7 +119,7 @@ fn listening_address(child: &mut Child) -> SocketAddr {
     addr
 }
 
-/// One result per system with `FIELDS` numeric fields, as NDJSON.
+/// Builds one result per system with `FIELDS` numeric fields, as NDJSON.
 fn batch(round: usize) -> String {
     let mut body = String::new();
     for system in 0..SYSTEMS {
