@@ -13,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut child, addr) = start(dir.path());
+    let (child, addr) = start(dir.path());
     let pid = child.id();
 
     std::thread::sleep(Duration::from_secs(3));
