@@ -114,11 +114,18 @@ impl Drop for Server {
 }
 
 fn get(addr: SocketAddr, path: &str) -> (String, String) {
+    request(addr, &format!("GET {path} HTTP/1.1\r\n"), "")
+}
+
+/// Sends `start` (the request line) with `body` and returns the reply's head and body.
+fn request(addr: SocketAddr, start: &str, body: &str) -> (String, String) {
     let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
     stream.set_read_timeout(Some(WAIT)).expect("set timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "{start}Host: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
     )
     .expect("send request");
     let mut reply = String::new();
@@ -187,6 +194,12 @@ fn serves_health_and_metrics() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "ok\n");
 
+    let result = r#"{"system": "shop", "healthcheck": "web", "environment": "prod",
+        "status": "healthy", "timestamp": "2026-01-02T03:04:05Z",
+        "collectors": {"custom.metrics": {"latency": 120, "ok": true}}}"#;
+    let (head, _) = request(addr, "POST /api/v1/results HTTP/1.1\r\n", result);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
     let (head, body) = get(addr, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
@@ -203,8 +216,26 @@ fn serves_health_and_metrics() {
     ] {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
+    // The example probe targets port 8080, not this server. Its failed results may add to the
+    // totals, so these are lower bounds.
+    assert!(metric_value(&body, "anomalyd_results_total") >= 1, "{body}");
+    assert!(
+        metric_value(&body, "anomalyd_field_evaluations_total") >= 2,
+        "{body}"
+    );
+    assert!(metric_value(&body, "anomalyd_series") >= 2, "{body}");
     let (status, _) = server.terminate();
     assert!(status.success());
+}
+
+/// Reads the value of an unlabelled metric.
+fn metric_value(exposition: &str, name: &str) -> u64 {
+    let line = exposition
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} missing"));
+    let value = line.split_whitespace().nth(1).expect("a value");
+    value.parse().expect("an integer value")
 }
 
 #[test]
