@@ -98,9 +98,6 @@ pub async fn run(
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
     let events = Arc::new(EventHub::default());
     let (watching, config) = open_config(&options, &store).await?;
-    if let Some(watching) = &watching {
-        first_rescan(watching).await;
-    }
     let (store_for_writer, config_for_writer, events_for_writer) =
         (store.clone(), config.clone(), events.clone());
     let writer = tokio::task::spawn_blocking(move || {
@@ -121,6 +118,9 @@ pub async fn run(
 
     let (stop, stopping) = watch::channel(false);
     let gitops = watching.as_ref().map(|w| w.reconciler().clone());
+    if let Some(watching) = &watching {
+        first_rescan(watching).await;
+    }
     let supervisor = crate::systemd::supervise(writer.handle(), store.clone());
     let state = AppState {
         store,
