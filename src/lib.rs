@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
+//! - [`api_settings`]: settings made through the API, their table and their merge into the config.
 //! - [`gitops`]: the YAML config folder: parsing, validation, the last good state and the watcher.
 //! - [`series`]: series identity and the validated check result every input produces.
 //! - [`clock`]: the source of "now": the system clock, or a manual one for tests and replay.
@@ -21,6 +22,7 @@
 //! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
 
 pub mod analyzer;
+pub mod api_settings;
 pub mod clock;
 pub mod config;
 pub mod detector;

@@ -17,8 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::analyzer;
+use crate::api_settings::{ApiSettings, Overlay};
 use crate::clock::{Clock, SystemClock};
-use crate::config::ConfigSnapshot;
+use crate::config::{ConfigSnapshot, Secret};
 use crate::events::EventHub;
 use crate::gitops;
 use crate::http::{AppState, handle};
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     pub hourly_analyzer: bool,
     /// Run the built-in probes of the healthchecks whose strategy anomalyd implements.
     pub probes: bool,
+    /// Bearer token every write must carry; required to listen on a non-loopback address.
+    pub token: Option<Secret>,
 }
 
 impl ServeOptions {
@@ -60,6 +63,7 @@ impl ServeOptions {
             shutdown_timeout: Duration::from_secs(10),
             hourly_analyzer: true,
             probes: true,
+            token: None,
         }
     }
 }
@@ -79,6 +83,13 @@ pub enum ServeError {
     Watch(#[from] gitops::WatchError),
     #[error("cannot set up the probes' HTTP client: {0}")]
     Probes(#[from] crate::http_client::ClientError),
+    #[error(
+        "refusing to listen on {0} without an API token: set --token-file or ANOMALYD_TOKEN, \
+         or listen on a loopback address such as 127.0.0.1"
+    )]
+    TokenRequired(std::net::SocketAddr),
+    #[error("cannot load the API-made settings: {0}")]
+    ApiSettings(#[from] crate::api_settings::ApiSettingsError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -94,7 +105,16 @@ pub async fn run(
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
     let events = Arc::new(EventHub::default());
-    let (watching, config) = open_config(&options, &store).await?;
+    if options.token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServeError::TokenRequired(addr));
+    }
+    let (watching, base) = open_config(&options, &store).await?;
+    let database_store = store.clone();
+    let api =
+        tokio::task::spawn_blocking(move || ApiSettings::load(database_store.database())).await??;
+    let overlay = Overlay::new(base, api);
+    let following = tokio::spawn(overlay.clone().follow());
+    let config = overlay.subscribe();
     let (store_for_writer, config_for_writer, events_for_writer) =
         (store.clone(), config.clone(), events.clone());
     let writer = tokio::task::spawn_blocking(move || {
@@ -120,7 +140,9 @@ pub async fn run(
         writer: writer.handle(),
         events,
         config,
+        overlay,
         gitops,
+        token: options.token.clone().map(Arc::new),
         stopping,
     };
     tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
@@ -137,6 +159,7 @@ pub async fn run(
         probes.stop().await;
     }
     stop_background(scheduler, watching).await;
+    following.abort();
     finish(writer, state, options.shutdown_timeout).await;
     Ok(())
 }
