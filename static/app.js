@@ -414,7 +414,7 @@ function chart(samples, baseline, eff, anomalies) {
     const half = 3 * baseline.stdDev * st.sensitivity.value;
     const up = dir === "lower-is-better" || dir === "deviation";
     const down = dir === "higher-is-better" || dir === "deviation";
-    band = { lo: down ? baseline.mean - half : baseline.mean, hi: up ? baseline.mean + half : baseline.mean };
+    band = { lo: down ? baseline.mean - half : baseline.mean, hi: up ? baseline.mean + half : baseline.mean, up, down };
     const minChange = Math.max(st.minAbsoluteDelta.value, st.minRelativeDelta.value * Math.abs(baseline.mean));
     if (minChange > 0) floor = { up: up ? baseline.mean + minChange : null, down: down ? baseline.mean - minChange : null };
     values.push(band.lo, band.hi, baseline.mean);
@@ -457,7 +457,7 @@ function chart(samples, baseline, eff, anomalies) {
   }
   svg.append(s("polyline", { class: "line", points: points.map((p) => `${x(p.t)},${y(p.v)}`).join(" ") }));
   for (const p of points) {
-    const outside = band && (p.v > band.hi || p.v < band.lo);
+    const outside = band && ((band.up && p.v > band.hi) || (band.down && p.v < band.lo));
     svg.append(s("circle", { class: outside ? "dot bad" : "dot", cx: x(p.t), cy: y(p.v), r: 2.5 }));
   }
   return svg;
