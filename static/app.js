@@ -611,7 +611,7 @@ async function anomaliesView() {
     {},
     h("h1", {}, "Anomalies"),
     h("section", { class: "panel" }, h("h2", {}, "Open"), anomalyTable([...open.anomalies, ...suspicious], true)),
-    h("section", { class: "panel" }, h("h2", {}, "Recent"), anomalyTable(recent.anomalies, true)),
+    h("section", { class: "panel" }, h("h2", {}, "Recently recovered"), anomalyTable(recent.anomalies.filter((a) => a.state === "recovered"), true)),
     h("section", { class: "panel" }, h("h2", {}, "Mutes"), mutesList(mutes)),
   );
 }
