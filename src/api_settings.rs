@@ -401,8 +401,10 @@ mod tests {
         managed.source = yaml();
         base.healthchecks.insert("web".into(), managed);
         let mut api = ApiSettings::default();
-        let mut template = TemplateSettings::default();
-        template.notify = false;
+        let template = TemplateSettings {
+            notify: false,
+            ..TemplateSettings::default()
+        };
         api.templates.insert("web".into(), template.clone());
         api.templates.insert("db".into(), template);
         let merged = merge(&base, &api);

@@ -109,7 +109,7 @@ async function api(path, options = {}) {
   return body;
 }
 
-// Answers null when the endpoint does not exist on this server yet.
+// Returns null when the endpoint does not exist on this server yet.
 async function optional(path) {
   try {
     return await api(path);

@@ -11,8 +11,8 @@ pub fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Rejects a write without the right `Authorization: Bearer` token (401) or from another
-/// site (403). Reads pass.
+/// Checks a write for the configured `Authorization: Bearer` token (401 without it) and for
+/// the page's own origin (403 from another site). Reads pass.
 pub fn check_write<B>(req: &http::Request<B>, token: Option<&Secret>) -> Result<(), ApiError> {
     if !is_write(req.method()) {
         return Ok(());
@@ -34,7 +34,7 @@ pub fn check_write<B>(req: &http::Request<B>, token: Option<&Secret>) -> Result<
     }
 }
 
-/// A browser names the requesting site; anything but this origin is refused.
+/// Rejects a write that a browser sent from another site.
 fn check_origin<B>(req: &http::Request<B>) -> Result<(), ApiError> {
     let headers = req.headers();
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
@@ -42,8 +42,8 @@ fn check_origin<B>(req: &http::Request<B>) -> Result<(), ApiError> {
         && !matches!(site, "same-origin" | "none")
     {
         return Err(ApiError::Forbidden(format!(
-            "cross-site request refused (Sec-Fetch-Site: {site}); change settings from the \
-             page served by anomalyd"
+            "cross-site write rejected (Sec-Fetch-Site: {site}); send changes from the page \
+             served by anomalyd"
         )));
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -61,7 +61,7 @@ fn check_origin<B>(req: &http::Request<B>) -> Result<(), ApiError> {
         return Ok(());
     }
     Err(ApiError::Forbidden(format!(
-        "request from origin {origin} refused; change settings from the page served by \
+        "write from origin {origin} rejected; send changes from the page served by \
          anomalyd"
     )))
 }
@@ -103,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn cross_site_writes_are_refused() {
+    fn cross_site_writes_are_rejected() {
         let other = write(&[("origin", "http://evil.test"), ("host", "127.0.0.1:8080")]);
         assert!(matches!(
             check_write(&other, None),

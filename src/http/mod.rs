@@ -56,7 +56,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Res
     let path = req.uri().path().to_owned();
     let mut response = match guard::check_write(&req, state.token.as_deref()) {
         Ok(()) => route(req, &state).await,
-        Err(refused) => Err(refused),
+        Err(rejected) => Err(rejected),
     }
     .unwrap_or_else(ApiError::into_response);
     page::secure(&mut response);

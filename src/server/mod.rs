@@ -84,7 +84,7 @@ pub enum ServeError {
     #[error("cannot set up the probes' HTTP client: {0}")]
     Probes(#[from] crate::http_client::ClientError),
     #[error(
-        "refusing to listen on {0} without an API token: set --token-file or ANOMALYD_TOKEN, \
+        "will not listen on {0} without an API token: set --token-file or ANOMALYD_TOKEN, \
          or listen on a loopback address such as 127.0.0.1"
     )]
     TokenRequired(std::net::SocketAddr),
