@@ -346,10 +346,9 @@ pub fn merge(base: &ConfigSnapshot, api: &ApiSettings) -> ConfigSnapshot {
             .systems
             .entry(system.clone())
             .or_insert_with(|| api_system(system));
+        // Only the settings are added: listing the healthcheck as assigned would make the
+        // probes run it for this system.
         if entry.source == Source::Api {
-            if !entry.healthchecks.contains(healthcheck) {
-                entry.healthchecks.push(healthcheck.clone());
-            }
             entry.anomaly.insert(healthcheck.clone(), settings.clone());
         }
     }

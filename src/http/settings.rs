@@ -171,10 +171,9 @@ pub async fn get_assignment(
     state: &AppState,
 ) -> Result<Response, ApiError> {
     let config = state.config.borrow().clone();
-    let configured = config
-        .systems
-        .get(system)
-        .is_some_and(|s| s.healthchecks.iter().any(|h| h == healthcheck));
+    let configured = config.systems.get(system).is_some_and(|s| {
+        s.healthchecks.iter().any(|h| h == healthcheck) || s.anomaly.contains_key(healthcheck)
+    });
     let filter = SeriesFilter {
         system: Some(system.to_owned()),
         healthcheck: Some(healthcheck.to_owned()),
