@@ -345,10 +345,15 @@ async function save(url, body, notice, errors) {
   } catch (error) {
     notice.className = "notice error";
     notice.textContent = error.message;
+    let shown = 0;
     for (const detail of error.details || []) {
       const key = String(detail.key || "").split(".").pop();
-      if (errors[key]) errors[key].textContent = detail.message;
+      if (errors[key]) {
+        errors[key].textContent = detail.message;
+        shown += 1;
+      }
     }
+    if (shown && shown === error.details.length) notice.textContent = "Not saved: see the messages beside the settings.";
     return false;
   }
 }

@@ -223,6 +223,16 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
     wait_for(&driver, ".system-card[data-system=billing]").await;
     shoot(&driver, "overview").await;
 
+    // A baseline learned now reaches the open page through the event stream, without a reload.
+    let learned: Vec<String> = (0..24).map(|i| latency("late", i, 50.0)).collect();
+    let body = learned.join("\n");
+    let headers = [("content-type", "application/x-ndjson")];
+    let reply = support::request(addr, "POST", "/api/v1/results", &headers, body.as_bytes())
+        .await
+        .expect("POST results");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    wait_for(&driver, ".system-card[data-system=late]").await;
+
     within(driver.goto(format!("{base}/#/system?name=shop")))
         .await
         .expect("open system");
@@ -251,9 +261,21 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
     shoot(&driver, "field").await;
 
     // Change the sensitivity override of the unmanaged healthcheck.
+    // A bad value shows the engine's message beside the control and stores nothing.
     let input = wait_for(&driver, "#override-form input[name=sensitivity]").await;
-    within(input.send_keys("3")).await.expect("type");
+    within(input.send_keys("-1")).await.expect("type");
     let save = wait_for(&driver, "#override-form button.primary").await;
+    within(save.click()).await.expect("save");
+    wait_text(
+        &driver,
+        ".field-error[data-key=sensitivity]",
+        "invalid value -1",
+    )
+    .await;
+    shoot(&driver, "field-invalid").await;
+
+    within(input.clear()).await.expect("clear");
+    within(input.send_keys("3")).await.expect("type");
     within(save.click()).await.expect("save");
     wait_text(&driver, "#override-notice", "Saved").await;
     let query =
