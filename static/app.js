@@ -481,13 +481,12 @@ function anomalyTable(anomalies, withSeries) {
     const cells = [
       h("td", {}, when(a.startedAt)),
       h("td", {}, a.kind),
-      h("td", {}, badge(a.state), a.suppressed ? badge("plain") : null),
+      h("td", {}, badge(a.state), a.suppressed ? h("span", { class: "badge plain" }, "suppressed") : null),
       h("td", { class: "num" }, a.observedValue),
       h("td", { class: "num" }, a.baselineMean === null ? "—" : `${fmt(a.baselineMean)} ± ${fmt(a.baselineStdDev)}`),
       h("td", { class: "num" }, a.deviationUnbounded ? "∞ σ" : a.deviation === null ? "—" : `${fmt(a.deviation)} σ`),
       h("td", {}, anomalyActions(a)),
     ];
-    if (a.suppressed) cells[2].lastChild.textContent = "suppressed";
     if (withSeries) {
       cells.splice(1, 0, h("td", {}, link("#/field", { system: a.system, healthcheck: a.healthcheck, field: a.field, environment: a.environment }, `${a.system} / ${a.healthcheck} / ${fieldName(a.field)}`)));
     }
@@ -514,8 +513,8 @@ function anomalyActions(a) {
   }
   if (a.suppressed) buttons.push(h("button", { onclick: (e) => act(e.target, `/api/v1/anomalies/${a.id}/unsuppress`) }, "Unsuppress"));
   if (a.state !== "recovered") {
-    const mute = { system: a.system, healthcheck: a.healthcheck, field: a.field, until: new Date(Date.now() + 3600e3).toISOString() };
-    buttons.push(h("button", { onclick: (e) => act(e.target, "/api/v1/mutes", mute), title: "Mute notifications for this field for one hour" }, "Mute 1 h"));
+    const mute = { system: a.system, field: a.field };
+    buttons.push(h("button", { onclick: (e) => act(e.target, "/api/v1/mutes", mute), title: "Stop notifications about this field until unmuted" }, "Mute"));
   }
   return h("div", { class: "row-actions" }, buttons);
 }
@@ -625,13 +624,17 @@ function mutesList(mutes) {
   if (mutes === null) return h("p", { class: "empty" }, "Mutes are not available on this server.");
   const list = mutes.mutes || [];
   if (!list.length) return h("p", { class: "empty" }, "No active mutes.");
+  const unmute = async (m) => {
+    await api("/api/v1/mutes?" + new URLSearchParams(clean({ system: m.system, field: m.field })), { method: "DELETE" });
+    render();
+  };
   const rows = list.map((m) =>
     h("tr", {},
-      h("td", {}, [m.system, m.healthcheck, m.field && fieldName(m.field)].filter(Boolean).join(" / ")),
-      h("td", {}, when(m.until)),
-      h("td", {}, h("button", { onclick: async () => { await api(`/api/v1/mutes/${encodeURIComponent(m.id)}`, { method: "DELETE" }); render(); } }, "Unmute"))),
+      h("td", {}, m.field ? `${m.system} / ${m.field}` : `${m.system} (every field)`),
+      h("td", {}, when(m.mutedAt)),
+      h("td", {}, h("button", { onclick: () => unmute(m) }, "Unmute"))),
   );
-  return h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Scope"), h("th", {}, "Until"), h("th", {}, ""))), h("tbody", {}, rows));
+  return h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Muted"), h("th", {}, "Since"), h("th", {}, ""))), h("tbody", {}, rows));
 }
 
 // ---- configuration ----
@@ -667,9 +670,15 @@ function deliveriesTable(deliveries) {
   const list = deliveries.deliveries || [];
   if (!list.length) return h("p", { class: "empty" }, "No deliveries yet.");
   const rows = list.map((d) =>
-    h("tr", {}, h("td", {}, d.notifier), h("td", {}, d.kind || "—"), h("td", {}, badge(d.state || d.status || "plain")), h("td", {}, when(d.at || d.createdAt)), h("td", {}, d.error || d.lastError || "")),
+    h("tr", {},
+      h("td", {}, d.notifier),
+      h("td", {}, `#${d.anomalyId}`),
+      h("td", {}, badge(d.state)),
+      h("td", { class: "num" }, d.attempts),
+      h("td", {}, when(d.createdAt)),
+      h("td", {}, d.lastError || "")),
   );
-  return h("table", {}, h("thead", {}, h("tr", {}, ["Notifier", "Kind", "State", "At", "Error"].map((t) => h("th", {}, t)))), h("tbody", {}, rows));
+  return h("table", {}, h("thead", {}, h("tr", {}, ["Notifier", "Anomaly", "State", "Attempts", "Created", "Last error"].map((t) => h("th", {}, t)))), h("tbody", {}, rows));
 }
 
 // ---- live updates ----

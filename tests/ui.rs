@@ -329,4 +329,15 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
         .expect("open config");
     wait_text(&driver, "td.mono", "billing.yaml").await;
     shoot(&driver, "config").await;
+
+    // The dark palette, for review.
+    let dark = serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]});
+    within(driver.cdp().send_raw("Emulation.setEmulatedMedia", dark))
+        .await
+        .expect("emulate a dark colour scheme");
+    within(driver.goto(field_url(&base, "shop", "web")))
+        .await
+        .expect("open field");
+    wait_for(&driver, "svg.chart rect.band").await;
+    shoot(&driver, "field-dark").await;
 }
