@@ -522,7 +522,7 @@ function anomalyActions(a) {
 function overrideForm(eff) {
   const assignment = eff.assignment;
   const template = eff.template;
-  const disabled = !assignment.editable;
+  const disabled = !assignment.editable && !template.editable;
   const current = assignment.settings.fieldOverrides?.[eff.field] || template.settings.fieldOverrides?.[eff.field] || {};
   const errors = {};
   const control = (key, label, input) => {
@@ -534,9 +534,13 @@ function overrideForm(eff) {
   for (const [v, label] of [["", "inherit"], ["lower-is-better", "lower is better"], ["higher-is-better", "higher is better"], ["deviation", "either way"], ["dominance", "usual value"]]) {
     direction.append(h("option", { value: v, selected: (current.direction ?? "") === v }, label));
   }
+  const scope = h("select", { name: "scope", disabled });
+  if (assignment.editable) scope.append(h("option", { value: "assignment" }, `this system only (${eff.system})`));
+  if (template.editable) scope.append(h("option", { value: "template" }, `every system using ${eff.healthcheck}`));
   const form = h(
     "form",
     { class: "settings", id: "override-form" },
+    control("scope", "Applies to", scope),
     control("enabled", "Enabled", triState("enabled", current.enabled, disabled, "inherit")),
     control("direction", "Direction", direction),
     control("sensitivity", "Sensitivity", num("sensitivity", "any")),
@@ -557,16 +561,21 @@ function overrideForm(eff) {
     }
     for (const key of ["enabled", "driftEnabled"]) if (data.get(key) !== "") entry[key] = data.get(key) === "true";
     if (data.get("direction")) entry.direction = data.get("direction");
-    const settings = structuredClone(assignment.settings);
+    const onTemplate = data.get("scope") === "template";
+    const settings = structuredClone(onTemplate ? template.settings : assignment.settings);
     settings.fieldOverrides = { ...(settings.fieldOverrides || {}), [eff.field]: entry };
-    const url = `/api/v1/systems/${encodeURIComponent(eff.system)}/healthchecks/${encodeURIComponent(eff.healthcheck)}/settings`;
+    const url = onTemplate
+      ? `/api/v1/healthchecks/${encodeURIComponent(eff.healthcheck)}/settings`
+      : `/api/v1/systems/${encodeURIComponent(eff.system)}/healthchecks/${encodeURIComponent(eff.healthcheck)}/settings`;
     if (await save(url, settings, notice, errors)) setTimeout(render, 400);
   });
   return h(
     "section",
     { class: "panel" },
-    h("h2", {}, "Override for this field on ", eff.system),
-    assignment.editable ? h("p", { class: "muted" }, "Empty boxes inherit. Changes apply to the next check.") : ownerNote(assignment),
+    h("h2", {}, "Override for this field"),
+    disabled ? null : h("p", { class: "muted" }, "Empty boxes inherit. Changes apply to the next check."),
+    ownerNote(assignment),
+    template.file === assignment.file ? null : ownerNote(template),
     form,
   );
 }
