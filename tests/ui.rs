@@ -341,3 +341,76 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
     wait_for(&driver, "svg.chart rect.band").await;
     shoot(&driver, "field-dark").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_asks_for_the_token_once() {
+    if !browser_available() {
+        return;
+    }
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_with(temp.path().join("data"), |options| {
+        options.token = Some(anomalyd::config::Secret::new("open-sesame"));
+        options.probes = false;
+    })
+    .await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", "Bearer open-sesame"),
+    ];
+    let body = latency("shop", 0, 100.0);
+    let reply = support::request(
+        server.addr,
+        "POST",
+        "/api/v1/results",
+        &headers,
+        body.as_bytes(),
+    )
+    .await
+    .expect("POST results");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let (_chromedriver, port) = start_chromedriver().await;
+    let driver = browser(port, &temp.path().join("profile")).await;
+    let base = format!("http://{}", server.addr);
+    let outcome = tokio::spawn(enter_token(driver.clone(), base)).await;
+    if outcome.is_err() {
+        shoot(&driver, "token-failure").await;
+    }
+    let _ = within(driver.quit()).await;
+    outcome.expect("the token walk-through passes");
+    let effective = server
+        .get(&format!(
+            "/api/v1/fields/effective?system=shop&healthcheck=web&field={LATENCY_FIELD}"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        effective["settings"]["sensitivity"]["value"], 4.0,
+        "{effective}"
+    );
+    server.stop().await;
+}
+
+async fn enter_token(driver: WebDriver, base: String) {
+    within(driver.goto(field_url(&base, "shop", "web")))
+        .await
+        .expect("open field");
+    let input = wait_for(&driver, "#override-form input[name=sensitivity]").await;
+    within(input.send_keys("4")).await.expect("type");
+    let save = wait_for(&driver, "#override-form button.primary").await;
+    within(save.click()).await.expect("save");
+
+    let token = wait_for(&driver, "#token-dialog[open] #token-input").await;
+    shoot(&driver, "token-dialog").await;
+    within(token.send_keys("open-sesame"))
+        .await
+        .expect("type token");
+    let use_token = wait_for(&driver, "#token-dialog button.primary").await;
+    within(use_token.click()).await.expect("use token");
+    wait_text(&driver, "#override-notice", "Saved").await;
+
+    let kept = within(driver.execute("return sessionStorage.getItem('anomalyd-token');", vec![]))
+        .await
+        .expect("read sessionStorage");
+    assert_eq!(kept.json(), &serde_json::json!("open-sesame"));
+}
