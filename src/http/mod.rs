@@ -1,6 +1,7 @@
 //! The HTTP API: routing, the results endpoint, the read API, suppression and the event stream.
 
 mod error;
+mod notify;
 mod query;
 mod reads;
 mod results;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub config: ConfigFeed,
     /// The GitOps folder's reconciler, when serving from a config folder.
     pub gitops: Option<Arc<Reconciler>>,
+    /// Counters of the notification delivery worker.
+    pub deliveries: Arc<crate::notify::DeliveryMetrics>,
     /// Turns true when the server shuts down, so open event streams end.
     pub stopping: watch::Receiver<bool>,
 }
@@ -72,13 +75,18 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "series", "samples"]) => reads::samples(req, state).await,
         (&Method::GET, ["api", "v1", "events"]) => Ok(sse::stream(&req, state)),
         (&Method::GET, ["api", "v1", "gitops"]) => gitops_status(state),
+        (&Method::GET, ["api", "v1", "deliveries"]) => notify::deliveries(req, state).await,
+        (&Method::GET, ["api", "v1", "mutes"]) => notify::list_mutes(state).await,
+        (&Method::POST, ["api", "v1", "mutes"]) => notify::mute(req, state).await,
+        (&Method::DELETE, ["api", "v1", "mutes"]) => notify::unmute(req, state).await,
         (
             _,
             ["healthz"]
             | [
                 "api",
                 "v1",
-                "results" | "anomalies" | "baselines" | "series" | "events",
+                "results" | "anomalies" | "baselines" | "series" | "events" | "deliveries"
+                | "mutes",
             ],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),

@@ -22,6 +22,7 @@ use crate::config::ConfigSnapshot;
 use crate::events::EventHub;
 use crate::gitops;
 use crate::http::{AppState, handle};
+use crate::notify::{DeliveryMetrics, DeliveryOptions, DeliveryWorker};
 use crate::store::{Store, StoreError};
 use crate::writer::{self, ConfigFeed, WriterHandle};
 
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     pub hourly_analyzer: bool,
     /// Run the built-in probes of the healthchecks whose strategy anomalyd implements.
     pub probes: bool,
+    /// Notification delivery; an empty `public_url` means `http://<listen address>`.
+    pub delivery: DeliveryOptions,
 }
 
 impl ServeOptions {
@@ -60,6 +63,7 @@ impl ServeOptions {
             shutdown_timeout: Duration::from_secs(10),
             hourly_analyzer: true,
             probes: true,
+            delivery: DeliveryOptions::new(""),
         }
     }
 }
@@ -113,6 +117,20 @@ pub async fn run(
         None
     };
 
+    let deliveries = Arc::new(DeliveryMetrics::default());
+    let mut delivery = options.delivery.clone();
+    if delivery.public_url.is_empty() {
+        delivery.public_url = format!("http://{addr}");
+    }
+    let worker = DeliveryWorker::start(
+        store.clone(),
+        writer.handle(),
+        config.clone(),
+        writer.outbox_wake.clone(),
+        delivery,
+        deliveries.clone(),
+    );
+
     let (stop, stopping) = watch::channel(false);
     let gitops = watching.as_ref().map(|w| w.reconciler().clone());
     let state = AppState {
@@ -121,6 +139,7 @@ pub async fn run(
         events,
         config,
         gitops,
+        deliveries,
         stopping,
     };
     tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
@@ -136,6 +155,7 @@ pub async fn run(
     if let Some(probes) = probes {
         probes.stop().await;
     }
+    worker.stop().await;
     stop_background(scheduler, watching).await;
     finish(writer, state, options.shutdown_timeout).await;
     Ok(())
