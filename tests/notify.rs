@@ -228,18 +228,36 @@ async fn confirmed_and_recovered_deliver_once_each() {
     assert_eq!(body["state"], "anomaly");
     assert_eq!(body["direction"], "above");
     assert_eq!(body["observedValue"], "1000");
-    assert!(body["baseline"]["mean"].as_f64().is_some_and(|m| (m - 104.0).abs() < 2.0));
-    assert!(body["baseline"]["stdDev"].as_f64().is_some_and(|sd| sd > 0.0));
+    assert!(
+        body["baseline"]["mean"]
+            .as_f64()
+            .is_some_and(|m| (m - 104.0).abs() < 2.0)
+    );
+    assert!(
+        body["baseline"]["stdDev"]
+            .as_f64()
+            .is_some_and(|sd| sd > 0.0)
+    );
     assert!(body["deviation"].as_f64().is_some_and(|d| d > 3.0));
     assert_eq!(body["deviationUnbounded"], false);
-    assert!(body["band"]["upper"].as_f64().is_some_and(|u| u > 104.0 && u < 1000.0));
+    assert!(
+        body["band"]["upper"]
+            .as_f64()
+            .is_some_and(|u| u > 104.0 && u < 1000.0)
+    );
     assert_eq!(body["rule"]["confirmationWindow"], 3);
-    let (mean, sd) = (body["baseline"]["mean"].as_f64(), body["baseline"]["stdDev"].as_f64());
+    let (mean, sd) = (
+        body["baseline"]["mean"].as_f64(),
+        body["baseline"]["stdDev"].as_f64(),
+    );
     let sensitivity = body["rule"]["sensitivity"].as_f64().expect("sensitivity");
     let expected_upper = mean.zip(sd).map(|(m, s)| m + 3.0 * s * sensitivity);
     let upper = body["band"]["upper"].as_f64().expect("upper trigger");
     let expected_upper = expected_upper.expect("baseline mean and standard deviation");
-    assert!((upper - expected_upper).abs() < 1e-9, "{upper} != {expected_upper}");
+    assert!(
+        (upper - expected_upper).abs() < 1e-9,
+        "{upper} != {expected_upper}"
+    );
     assert_eq!(body["rule"]["direction"], "lower-is-better");
     assert!(body["startedAt"].is_string());
     assert!(body["confirmedAt"].is_string());
@@ -253,7 +271,10 @@ async fn confirmed_and_recovered_deliver_once_each() {
     let key = format!("anomalyd-{id}-confirmed");
     assert_eq!(body["idempotencyKey"], key.as_str());
     assert_eq!(confirmed.idempotency_key, key);
-    assert_eq!(confirmed.authorization.as_deref(), Some("Bearer test-token"));
+    assert_eq!(
+        confirmed.authorization.as_deref(),
+        Some("Bearer test-token")
+    );
 
     recover(&server, "shop").await;
     let recovered = receiver.next().await;
@@ -261,7 +282,10 @@ async fn confirmed_and_recovered_deliver_once_each() {
     assert_eq!(recovered.body["importance"], "info");
     assert_eq!(recovered.body["state"], "recovered");
     assert!(recovered.body["recoveredAt"].is_string());
-    assert_eq!(recovered.idempotency_key, format!("anomalyd-{id}-recovered"));
+    assert_eq!(
+        recovered.idempotency_key,
+        format!("anomalyd-{id}-recovered")
+    );
 
     let delivered = wait_delivered(&server, 2).await;
     assert_eq!(delivered.len(), 2);
@@ -269,7 +293,10 @@ async fn confirmed_and_recovered_deliver_once_each() {
         assert_eq!(row["attempts"], 1);
         assert_eq!(row["notifier"], "ops");
     }
-    assert!(receiver.requests.try_recv().is_err(), "a notification was sent twice");
+    assert!(
+        receiver.requests.try_recv().is_err(),
+        "a notification was sent twice"
+    );
     server.stop().await;
     receiver.stop();
 }
@@ -311,7 +338,10 @@ async fn pending_survives_restart_while_receiver_down() {
     let failed_once = within(async {
         loop {
             let rows = deliveries(&server, "?state=pending").await;
-            if rows.first().is_some_and(|r| r["attempts"].as_u64() >= Some(1)) {
+            if rows
+                .first()
+                .is_some_and(|r| r["attempts"].as_u64() >= Some(1))
+            {
                 return rows[0].clone();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -322,13 +352,18 @@ async fn pending_survives_restart_while_receiver_down() {
     server.stop().await;
 
     let server = start(temp.path().to_path_buf(), &config).await;
-    let listener = TcpListener::bind(addr).await.expect("rebind the receiver address");
+    let listener = TcpListener::bind(addr)
+        .await
+        .expect("rebind the receiver address");
     let mut receiver = Receiver::serve(listener, Duration::ZERO);
     let received = receiver.next().await;
     assert_eq!(received.idempotency_key, failed_once["idempotencyKey"]);
     let delivered = wait_delivered(&server, 1).await;
     assert_eq!(delivered.len(), 1);
-    assert_eq!(delivered[0]["idempotencyKey"], failed_once["idempotencyKey"]);
+    assert_eq!(
+        delivered[0]["idempotencyKey"],
+        failed_once["idempotencyKey"]
+    );
     assert!(delivered[0]["attempts"].as_u64() >= Some(2));
     assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
     server.stop().await;
@@ -351,7 +386,11 @@ async fn slow_receiver_does_not_hold_ingest() {
     }
     let ingest = started.elapsed();
     let pending = deliveries(&server, "?state=pending").await;
-    assert_eq!(pending.len(), 1, "the slow delivery should still be in flight");
+    assert_eq!(
+        pending.len(),
+        1,
+        "the slow delivery should still be in flight"
+    );
     assert!(
         ingest < Duration::from_secs(5),
         "20 ingest requests took {ingest:?} while a delivery was in flight"
@@ -370,7 +409,13 @@ async fn mutes_and_notify_off_deliver_nothing() {
 
     let field_mute = format!(r#"{{"system":"shop","field":"{LATENCY_FIELD}"}}"#);
     assert_eq!(server.post("/api/v1/mutes", &field_mute).await.status, 200);
-    assert_eq!(server.post("/api/v1/mutes", r#"{"system":"shed"}"#).await.status, 200);
+    assert_eq!(
+        server
+            .post("/api/v1/mutes", r#"{"system":"shed"}"#)
+            .await
+            .status,
+        200
+    );
     let mutes = server.get("/api/v1/mutes").await.json();
     assert_eq!(mutes["mutes"].as_array().map(Vec::len), Some(2));
 
@@ -405,7 +450,11 @@ async fn mutes_and_notify_off_deliver_nothing() {
 #[tokio::test]
 async fn slack_format_sends_text() {
     let mut receiver = Receiver::start(Duration::ZERO).await;
-    let config = config_with(vec![notifier("chat", &receiver.url(), NotifierFormat::Slack)]);
+    let config = config_with(vec![notifier(
+        "chat",
+        &receiver.url(),
+        NotifierFormat::Slack,
+    )]);
     let temp = tempfile::tempdir().expect("temp dir");
     let server = start(temp.path().to_path_buf(), &config).await;
 
@@ -413,8 +462,14 @@ async fn slack_format_sends_text() {
     let received = receiver.next().await;
     let text = received.body["text"].as_str().expect("text").to_owned();
     assert!(text.starts_with("[warning] shop/web "), "{text}");
-    assert!(text.contains("spike confirmed: 1000 above baseline"), "{text}");
-    assert!(text.contains("<http://anomalyd.test/#/field?system=shop"), "{text}");
+    assert!(
+        text.contains("spike confirmed: 1000 above baseline"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<http://anomalyd.test/#/field?system=shop"),
+        "{text}"
+    );
     assert_eq!(received.body.as_object().map(|o| o.len()), Some(1));
     server.stop().await;
     receiver.stop();
