@@ -32,7 +32,7 @@ struct Received {
     body: Json,
 }
 
-/// A webhook receiver that answers with queued statuses (200 once the queue is empty) after
+/// A webhook receiver that responds with queued statuses (200 once the queue is empty) after
 /// an optional delay, and reports each request when it arrives.
 struct Receiver {
     addr: SocketAddr,
@@ -378,7 +378,7 @@ async fn slow_receiver_does_not_hold_ingest() {
     let server = start(temp.path().to_path_buf(), &config).await;
 
     confirm_spike(&server, "shop").await;
-    // The receiver now holds the request for 10 s.
+    // The receiver keeps this request open for 10 s.
     receiver.next().await;
     let started = Instant::now();
     for minute in 40..60 {

@@ -21,7 +21,7 @@ pub const MUTES: TableDefinition<(&str, &str), i64> = TableDefinition::new("mute
 /// Rows kept in the outbox; beyond this the oldest delivered or failed rows are deleted.
 pub const MAX_OUTBOX_ROWS: u64 = 10_000;
 
-/// Rows one prune pass looks at, so pruning never holds the writer for long.
+/// Maximum rows one prune pass reads, so pruning keeps each writer transaction short.
 const PRUNE_SCAN_LIMIT: usize = 1_000;
 
 /// Delivery state of an outbox row.
@@ -51,7 +51,7 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
 }
 
-/// What one delivery attempt found, with what the worker decided follows from it.
+/// The outcome of one delivery attempt and the worker's decision about the next one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
     pub id: u64,

@@ -93,8 +93,8 @@ pub fn importance(kind: NotificationKind) -> Importance {
     }
 }
 
-/// Returns the idempotency key of one transition of one anomaly. A row makes each transition
-/// at most once, so the key never repeats for a different notification.
+/// Returns the idempotency key of one transition of one anomaly. The engine's state machine
+/// moves a row through confirmed and recovered once each, so a key names one notification.
 pub fn idempotency_key(anomaly_id: u64, kind: NotificationKind) -> String {
     format!("anomalyd-{anomaly_id}-{}", transition_name(kind))
 }

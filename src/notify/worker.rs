@@ -1,5 +1,5 @@
 //! The delivery worker: a tokio task that sends due outbox rows, each in its own request, and
-//! reports every attempt to the writer thread. It never holds a transaction while sending.
+//! reports every attempt to the writer thread. It keeps no transaction open while a request is in flight.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -19,7 +19,7 @@ use crate::http_client;
 use crate::store::Store;
 use crate::writer::{ConfigFeed, WriterHandle};
 
-/// Longest the worker sleeps without looking at the outbox, as a safety net for missed wakes.
+/// Maximum sleep between outbox scans, so a missed wake delays delivery by at most this.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
 /// Settings of the delivery worker.
