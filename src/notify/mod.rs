@@ -184,3 +184,86 @@ mod tests {
         assert_ne!(idempotency_key(8, NotificationKind::Confirmed), confirmed);
     }
 }
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use crate::config::{Importance, NotifierFilters, NotifierFormat, Secret, Source};
+    use crate::engine::Kind;
+
+    fn notification(system: &str, kind: Kind, importance: Importance) -> Notification {
+        let json = serde_json::json!({
+            "idempotencyKey": "k", "transition": "confirmed", "importance": importance,
+            "anomalyId": 1, "system": system, "healthcheck": "web", "environment": null,
+            "field": "f", "kind": kind, "state": "anomaly", "direction": "above",
+            "observedValue": "1", "baseline": {"mean": null, "stdDev": null},
+            "deviation": null, "deviationUnbounded": false,
+            "band": {"lower": null, "upper": null},
+            "rule": {"direction": null, "sensitivity": 1.0, "confirmationWindow": 3,
+                     "driftThreshold": 2.0, "minAbsoluteDelta": 0.0, "minRelativeDelta": 0.0},
+            "startedAt": "t", "confirmedAt": null, "recoveredAt": null, "summary": ""
+        });
+        serde_json::from_value(json).expect("notification")
+    }
+
+    fn notifier(filters: NotifierFilters) -> Notifier {
+        Notifier {
+            name: "n".to_owned(),
+            url: Secret::new("http://127.0.0.1:1"),
+            headers: Default::default(),
+            timeout_secs: 10,
+            format: NotifierFormat::Json,
+            filters,
+            source: Source::Api,
+        }
+    }
+
+    #[test]
+    fn filters_cases() {
+        let all = notifier(NotifierFilters::default());
+        let shop_drift_warning = notifier(NotifierFilters {
+            systems: vec!["shop".to_owned()],
+            kinds: vec![Kind::Drift],
+            min_importance: Importance::Warning,
+        });
+        let cases = [
+            (&all, "shop", Kind::Spike, Importance::Info, true),
+            (
+                &shop_drift_warning,
+                "shop",
+                Kind::Drift,
+                Importance::Warning,
+                true,
+            ),
+            (
+                &shop_drift_warning,
+                "shed",
+                Kind::Drift,
+                Importance::Warning,
+                false,
+            ),
+            (
+                &shop_drift_warning,
+                "shop",
+                Kind::Spike,
+                Importance::Warning,
+                false,
+            ),
+            (
+                &shop_drift_warning,
+                "shop",
+                Kind::Drift,
+                Importance::Info,
+                false,
+            ),
+        ];
+        for (notifier, system, kind, importance, expected) in cases {
+            let n = notification(system, kind, importance);
+            assert_eq!(
+                accepts(notifier, &n),
+                expected,
+                "{system} {kind:?} {importance:?}"
+            );
+        }
+    }
+}

@@ -318,3 +318,187 @@ pub fn mutes(database: &redb::Database) -> Result<Vec<(Mute, i64)>> {
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> (tempfile::TempDir, redb::Database) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = redb::Database::create(dir.path().join("outbox.redb")).expect("create");
+        (dir, database)
+    }
+
+    fn record(notifier: &str, created_at_ms: i64) -> OutboxRecord {
+        OutboxRecord {
+            notifier: notifier.to_owned(),
+            anomaly_id: 1,
+            idempotency_key: "anomalyd-1-confirmed".to_owned(),
+            payload: "{}".to_owned(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            created_at_ms,
+            next_attempt_at_ms: created_at_ms,
+            last_attempt_at_ms: None,
+            finished_at_ms: None,
+            last_error: None,
+        }
+    }
+
+    fn write<T>(database: &redb::Database, f: impl FnOnce(&mut OutboxTables<'_>) -> T) -> T {
+        let tx = database.begin_write().expect("begin write");
+        let value = {
+            let mut tables = OutboxTables::open(&tx).expect("open tables");
+            f(&mut tables)
+        };
+        tx.commit().expect("commit");
+        value
+    }
+
+    fn attempt(id: u64, at_ms: i64, error: Option<&str>, retry_at_ms: Option<i64>) -> Attempt {
+        Attempt {
+            id,
+            at_ms,
+            error: error.map(str::to_owned),
+            retry_at_ms,
+        }
+    }
+
+    #[test]
+    fn reads_before_first_write_are_empty() {
+        let (_dir, database) = database();
+        assert!(
+            due(&database, 0, 10, &|_| false)
+                .expect("due")
+                .rows
+                .is_empty()
+        );
+        assert_eq!(pending_count(&database).expect("count"), 0);
+        assert!(mutes(&database).expect("mutes").is_empty());
+        let filter = DeliveryFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(list(&database, &filter).expect("list").is_empty());
+    }
+
+    #[test]
+    fn enqueue_is_fifo_and_due_respects_time() {
+        let (_dir, database) = database();
+        let ids = write(&database, |t| {
+            let first = t.enqueue(&record("a", 100)).expect("enqueue");
+            let second = t.enqueue(&record("b", 100)).expect("enqueue");
+            (first, second)
+        });
+        assert!(ids.0 < ids.1);
+        let found = due(&database, 100, 10, &|_| false).expect("due");
+        let order: Vec<u64> = found.rows.iter().map(|(id, _)| *id).collect();
+        assert_eq!(order, vec![ids.0, ids.1]);
+        let skipped = due(&database, 100, 10, &|id| id == ids.0).expect("due");
+        assert_eq!(skipped.rows.len(), 1);
+        let early = due(&database, 99, 10, &|_| false).expect("due");
+        assert!(early.rows.is_empty());
+        assert_eq!(early.next_due_ms, Some(100));
+        assert_eq!(pending_count(&database).expect("count"), 2);
+    }
+
+    #[test]
+    fn retry_then_deliver_records_attempts() {
+        let (_dir, database) = database();
+        let id = write(&database, |t| t.enqueue(&record("a", 0)).expect("enqueue"));
+        let state = write(&database, |t| {
+            t.record(&attempt(id, 10, Some("HTTP 500"), Some(500)))
+        });
+        assert_eq!(state.expect("record"), Some(DeliveryState::Pending));
+        let found = due(&database, 100, 10, &|_| false).expect("due");
+        assert!(found.rows.is_empty());
+        assert_eq!(found.next_due_ms, Some(500));
+
+        let state = write(&database, |t| t.record(&attempt(id, 600, None, None)));
+        assert_eq!(state.expect("record"), Some(DeliveryState::Delivered));
+        let filter = DeliveryFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let rows = list(&database, &filter).expect("list");
+        assert_eq!(rows[0].1.attempts, 2);
+        assert_eq!(rows[0].1.finished_at_ms, Some(600));
+        assert_eq!(pending_count(&database).expect("count"), 0);
+
+        // A repeated report of a finished row changes nothing.
+        let again = write(&database, |t| t.record(&attempt(id, 700, None, None)));
+        assert_eq!(again.expect("record"), None);
+    }
+
+    #[test]
+    fn give_up_marks_failed() {
+        let (_dir, database) = database();
+        let id = write(&database, |t| t.enqueue(&record("a", 0)).expect("enqueue"));
+        let state = write(&database, |t| {
+            t.record(&attempt(id, 10, Some("refused"), None))
+        });
+        assert_eq!(state.expect("record"), Some(DeliveryState::Failed));
+        let filter = DeliveryFilter {
+            state: Some(DeliveryState::Failed),
+            limit: 10,
+            ..Default::default()
+        };
+        let rows = list(&database, &filter).expect("list");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1.last_error.as_deref(), Some("refused"));
+        assert_eq!(pending_count(&database).expect("count"), 0);
+    }
+
+    #[test]
+    fn prune_keeps_pending_and_recent() {
+        let (_dir, database) = database();
+        let (old, recent, pending) = write(&database, |t| {
+            let ids = (
+                t.enqueue(&record("a", 0)).expect("enqueue"),
+                t.enqueue(&record("a", 0)).expect("enqueue"),
+                t.enqueue(&record("a", 0)).expect("enqueue"),
+            );
+            t.record(&attempt(ids.0, 100, None, None)).expect("record");
+            t.record(&attempt(ids.1, 900, None, None)).expect("record");
+            ids
+        });
+        let deleted = write(&database, |t| t.prune(500).expect("prune"));
+        assert_eq!(deleted, 1);
+        let filter = DeliveryFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let ids: Vec<u64> = list(&database, &filter)
+            .expect("list")
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids, vec![pending, recent]);
+        assert!(!ids.contains(&old));
+    }
+
+    #[test]
+    fn mutes_cover_field_or_system() {
+        let (_dir, database) = database();
+        let field = Mute {
+            system: "shop".to_owned(),
+            field: Some("collectors.c.latency".to_owned()),
+        };
+        let system = Mute {
+            system: "shed".to_owned(),
+            field: None,
+        };
+        write(&database, |t| {
+            t.mute(&field, 1).expect("mute");
+            t.mute(&system, 2).expect("mute");
+            assert!(t.is_muted("shop", "collectors.c.latency").expect("read"));
+            assert!(!t.is_muted("shop", "collectors.c.other").expect("read"));
+            assert!(t.is_muted("shed", "collectors.c.anything").expect("read"));
+            assert!(t.unmute(&field).expect("unmute"));
+            assert!(!t.unmute(&field).expect("unmute"));
+            assert!(!t.is_muted("shop", "collectors.c.latency").expect("read"));
+        });
+        let stored = mutes(&database).expect("mutes");
+        assert_eq!(stored, vec![(system, 2)]);
+    }
+}

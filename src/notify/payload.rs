@@ -253,3 +253,114 @@ fn encode(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Timestamp, resolve};
+
+    fn key(environment: Option<&str>) -> SeriesKey {
+        SeriesKey {
+            system: "shop".to_owned(),
+            healthcheck: "web".to_owned(),
+            environment: environment.map(str::to_owned),
+            field_path: "collectors.c.latency ms".to_owned(),
+        }
+    }
+
+    fn row(kind: Kind, deviation: f64) -> Anomaly {
+        Anomaly {
+            id: 9,
+            kind,
+            state: State::Anomaly,
+            direction: RowDirection::Above,
+            baseline_mean: Some(100.0),
+            baseline_std_dev: Some(2.0),
+            observed_value: "200".to_owned(),
+            deviation,
+            suspicious_run_count: 3,
+            confirmation_threshold: 3,
+            started_at: Timestamp::from_millis(0),
+            confirmed_at: Some(Timestamp::from_millis(120_000)),
+            recovered_at: None,
+            recent_samples: Vec::new(),
+            stable_drift_run_count: 0,
+            self_resolved: false,
+            suppression: None,
+        }
+    }
+
+    fn settings() -> EffectiveSettings {
+        let mut settings = resolve("collectors.c.latency ms", None, None, None);
+        settings.direction.value = Some(Direction::Deviation);
+        settings
+    }
+
+    #[test]
+    fn spike_band_and_summary() {
+        let n = Notification::new(
+            &key(None),
+            &row(Kind::Spike, 50.0),
+            NotificationKind::Confirmed,
+            &settings(),
+        );
+        let margin = 3.0 * 2.0 * n.rule.sensitivity;
+        assert_eq!(n.band.lower, Some(100.0 - margin));
+        assert_eq!(n.band.upper, Some(100.0 + margin));
+        assert_eq!(n.deviation, Some(50.0));
+        assert!(!n.deviation_unbounded);
+        assert_eq!(n.confirmed_at.as_deref(), Some("1970-01-01T00:02:00Z"));
+        assert_eq!(
+            n.summary,
+            "[warning] shop/web collectors.c.latency ms spike confirmed: 200 above baseline 100 ± 2 (50σ)"
+        );
+    }
+
+    #[test]
+    fn drift_unbounded_deviation_is_null() {
+        let n = Notification::new(
+            &key(None),
+            &row(Kind::Drift, f64::INFINITY),
+            NotificationKind::DriftConfirmed,
+            &settings(),
+        );
+        assert_eq!(n.deviation, None);
+        assert!(n.deviation_unbounded);
+        let margin = 2.0 * n.rule.drift_threshold;
+        assert_eq!(n.band.upper, Some(100.0 + margin));
+        let json = serde_json::to_value(&n).expect("JSON");
+        assert_eq!(json["deviation"], serde_json::Value::Null);
+        assert_eq!(json["deviationUnbounded"], true);
+        assert_eq!(json["transition"], "drift-confirmed");
+    }
+
+    #[test]
+    fn link_encodes_and_adds_environment() {
+        let n = Notification::new(
+            &key(Some("eu/1")),
+            &row(Kind::Spike, 5.0),
+            NotificationKind::Recovered,
+            &settings(),
+        );
+        assert_eq!(
+            field_link("http://host:8080/", &n),
+            "http://host:8080/#/field?system=shop&healthcheck=web&field=collectors.c.latency%20ms&environment=eu%2F1"
+        );
+        assert_eq!(n.importance, Importance::Info);
+    }
+
+    #[test]
+    fn slack_body_is_text_only() {
+        let mut n = Notification::new(
+            &key(None),
+            &row(Kind::Spike, 5.0),
+            NotificationKind::Confirmed,
+            &settings(),
+        );
+        n.link = Some("http://host/#/field".to_owned());
+        let body = n.slack_body();
+        let text = body["text"].as_str().expect("text");
+        assert!(text.ends_with(" <http://host/#/field|open>"), "{text}");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1));
+    }
+}
