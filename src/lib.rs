@@ -13,6 +13,7 @@
 //! - [`ingest`]: parsing and validation of result bodies in both accepted shapes.
 //! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
 //! - [`writer`]: the single writer thread: group commit of results, suppression and analyzer runs.
+//! - [`notify`]: notifications: the durable outbox, mutes and the delivery worker.
 //! - [`http`]: routes, the results endpoint, the read API, suppression and the event stream.
 //! - [`server`]: `serve` as a library call on a given listener, with orderly shutdown.
 //! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
@@ -32,6 +33,7 @@ pub mod gitops;
 pub mod http;
 pub mod http_client;
 pub mod ingest;
+pub mod notify;
 pub mod probes;
 pub mod replay;
 pub mod retention;

@@ -39,6 +39,13 @@ enum Command {
         /// required to listen on a non-loopback address.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Base URL of the settings page used in notification links; defaults to
+        /// `http://<listen address>`.
+        #[arg(long, env = "ANOMALYD_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Age after which an undelivered notification is given up, such as `24h`, `90m` or `2d`.
+        #[arg(long, env = "ANOMALYD_DELIVERY_MAX_AGE", default_value = "24h", value_parser = anomalyd::notify::parse_duration)]
+        delivery_max_age: std::time::Duration,
     },
     /// Checks a config folder and prints every problem as `file:line:col: severity: message`.
     /// Exits with 1 when any document has an error.
@@ -65,12 +72,16 @@ fn main() -> anyhow::Result<ExitCode> {
             config_dir,
             secrets_dir,
             token_file,
+            public_url,
+            delivery_max_age,
         } => {
             init_logging("info,tokio_cron_scheduler=warn");
             let mut options = ServeOptions::new(data_dir);
             options.config_dir = config_dir;
             options.secrets_dir = secrets_dir;
             options.token = api_token(token_file.as_deref())?;
+            options.delivery.public_url = public_url.unwrap_or_default();
+            options.delivery.max_age = delivery_max_age;
             serve(options, listen)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -3,6 +3,7 @@
 mod error;
 mod guard;
 mod inventory;
+mod notify;
 mod page;
 mod query;
 mod reads;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub gitops: Option<Arc<Reconciler>>,
     /// Bearer token that writes must carry, when one is configured.
     pub token: Option<Arc<Secret>>,
+    /// Counters of the notification delivery worker.
+    pub deliveries: Arc<crate::notify::DeliveryMetrics>,
     /// Turns true when the server shuts down, so open event streams end.
     pub stopping: watch::Receiver<bool>,
 }
@@ -131,6 +134,10 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "series", "samples"]) => reads::samples(req, state).await,
         (&Method::GET, ["api", "v1", "events"]) => Ok(sse::stream(&req, state)),
         (&Method::GET, ["api", "v1", "gitops"]) => gitops_status(state),
+        (&Method::GET, ["api", "v1", "deliveries"]) => notify::deliveries(req, state).await,
+        (&Method::GET, ["api", "v1", "mutes"]) => notify::list_mutes(state).await,
+        (&Method::POST, ["api", "v1", "mutes"]) => notify::mute(req, state).await,
+        (&Method::DELETE, ["api", "v1", "mutes"]) => notify::unmute(req, state).await,
         (
             _,
             ["healthz"]
@@ -138,7 +145,7 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
                 "api",
                 "v1",
                 "results" | "anomalies" | "baselines" | "series" | "events" | "systems"
-                | "healthchecks" | "catalogue",
+                | "healthchecks" | "catalogue" | "deliveries" | "mutes",
             ]
             | ["api", "v1", "healthchecks", _, "settings"]
             | ["api", "v1", "systems", _, "healthchecks", _, "settings"],

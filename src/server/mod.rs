@@ -23,6 +23,7 @@ use crate::config::{ConfigSnapshot, Secret};
 use crate::events::EventHub;
 use crate::gitops;
 use crate::http::{AppState, handle};
+use crate::notify::{DeliveryMetrics, DeliveryOptions, DeliveryWorker};
 use crate::store::{Store, StoreError};
 use crate::writer::{self, ConfigFeed, WriterHandle};
 
@@ -51,6 +52,8 @@ pub struct ServeOptions {
     pub probes: bool,
     /// Bearer token every write must carry; required to listen on a non-loopback address.
     pub token: Option<Secret>,
+    /// Notification delivery; an empty `public_url` means `http://<listen address>`.
+    pub delivery: DeliveryOptions,
 }
 
 impl ServeOptions {
@@ -64,6 +67,7 @@ impl ServeOptions {
             hourly_analyzer: true,
             probes: true,
             token: None,
+            delivery: DeliveryOptions::new(""),
         }
     }
 }
@@ -133,6 +137,20 @@ pub async fn run(
         None
     };
 
+    let deliveries = Arc::new(DeliveryMetrics::default());
+    let mut delivery = options.delivery.clone();
+    if delivery.public_url.is_empty() {
+        delivery.public_url = format!("http://{addr}");
+    }
+    let worker = DeliveryWorker::start(
+        store.clone(),
+        writer.handle(),
+        config.clone(),
+        writer.outbox_wake.clone(),
+        delivery,
+        deliveries.clone(),
+    );
+
     let (stop, stopping) = watch::channel(false);
     let gitops = watching.as_ref().map(|w| w.reconciler().clone());
     let state = AppState {
@@ -143,6 +161,7 @@ pub async fn run(
         overlay,
         gitops,
         token: options.token.clone().map(Arc::new),
+        deliveries,
         stopping,
     };
     tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
@@ -158,6 +177,7 @@ pub async fn run(
     if let Some(probes) = probes {
         probes.stop().await;
     }
+    worker.stop().await;
     stop_background(scheduler, watching).await;
     following.abort();
     finish(writer, state, options.shutdown_timeout).await;

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::config::ConfigSnapshot;
 use crate::detector::{Detector, SeriesSnapshot};
 use crate::engine::{Kind, Timestamp};
 use crate::events::EventHub;
+use crate::notify::{Attempt, DeliveryState, Mute};
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{Store, StoreError, read};
 
@@ -61,9 +62,22 @@ pub enum WriteError {
 #[derive(Debug)]
 enum Work {
     Ingest(Vec<CheckResult>),
-    Suppress { id: u64, at: Timestamp },
-    Unsuppress { id: u64 },
-    Analyze { at: Timestamp },
+    Suppress {
+        id: u64,
+        at: Timestamp,
+    },
+    Unsuppress {
+        id: u64,
+    },
+    Analyze {
+        at: Timestamp,
+    },
+    Mute(Mute),
+    Unmute(Mute),
+    RecordDelivery {
+        attempt: Attempt,
+        prune_before_ms: i64,
+    },
 }
 
 /// Result of a job.
@@ -72,6 +86,8 @@ enum Done {
     Ingested(IngestCounts),
     Changed,
     Analyzed,
+    Unmuted(bool),
+    Delivery(Option<DeliveryState>),
 }
 
 struct Job {
@@ -93,6 +109,8 @@ pub struct WriterThread {
     thread: JoinHandle<()>,
     /// Event time of the last stored analyzer run, as found at start.
     pub analyzer_last_run: Option<Timestamp>,
+    /// Signalled after a commit that added outbox rows, to wake the delivery worker.
+    pub outbox_wake: Arc<Notify>,
 }
 
 impl WriterThread {
@@ -139,6 +157,36 @@ impl WriterHandle {
         self.submit(Work::Analyze { at }).await.map(drop)
     }
 
+    /// Mutes notifications of a field or a whole system.
+    pub async fn mute(&self, mute: Mute) -> Result<(), WriteError> {
+        self.submit(Work::Mute(mute)).await.map(drop)
+    }
+
+    /// Lifts a mute; returns whether it existed.
+    pub async fn unmute(&self, mute: Mute) -> Result<bool, WriteError> {
+        match self.submit(Work::Unmute(mute)).await? {
+            Done::Unmuted(existed) => Ok(existed),
+            _ => unreachable!("unmute work always answers with whether the mute existed"),
+        }
+    }
+
+    /// Records a delivery attempt and prunes finished rows older than `prune_before_ms`;
+    /// returns the row's new state, or `None` when the row was no longer pending.
+    pub async fn record_delivery(
+        &self,
+        attempt: Attempt,
+        prune_before_ms: i64,
+    ) -> Result<Option<DeliveryState>, WriteError> {
+        let work = Work::RecordDelivery {
+            attempt,
+            prune_before_ms,
+        };
+        match self.submit(work).await? {
+            Done::Delivery(state) => Ok(state),
+            _ => unreachable!("delivery work always answers with the row state"),
+        }
+    }
+
     async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
@@ -160,6 +208,7 @@ struct Writer {
     ids: HashMap<SeriesKey, u64>,
     config: ConfigFeed,
     events: Arc<EventHub>,
+    outbox_wake: Arc<Notify>,
 }
 
 /// Loads the detector from the store and starts the writer thread.
@@ -175,12 +224,14 @@ pub fn start(
     } = restore(&store)?;
     tracing::info!(series = ids.len(), "detector restored");
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
+    let outbox_wake = Arc::new(Notify::new());
     let writer = Writer {
         store,
         detector,
         ids,
         config,
         events,
+        outbox_wake: outbox_wake.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("anomalyd-writer".into())
@@ -190,6 +241,7 @@ pub fn start(
         sender,
         thread,
         analyzer_last_run,
+        outbox_wake,
     })
 }
 
