@@ -495,6 +495,9 @@ function anomalyTable(anomalies, withSeries) {
   return h("table", { class: "anomalies" }, h("thead", {}, h("tr", {}, head.map((t) => h("th", {}, t)))), h("tbody", {}, rows));
 }
 
+// "system field" of every muted field, and "system " for a muted system, as last loaded.
+let mutedFields = new Set();
+
 function anomalyActions(a) {
   const act = async (button, path, body) => {
     button.disabled = true;
@@ -512,7 +515,7 @@ function anomalyActions(a) {
     buttons.push(h("button", { onclick: (e) => act(e.target, `/api/v1/anomalies/${a.id}/suppress`) }, "Suppress"));
   }
   if (a.suppressed) buttons.push(h("button", { onclick: (e) => act(e.target, `/api/v1/anomalies/${a.id}/unsuppress`) }, "Unsuppress"));
-  if (a.state !== "recovered") {
+  if (a.state !== "recovered" && !mutedFields.has(`${a.system} ${a.field}`)) {
     const mute = { system: a.system, field: a.field };
     buttons.push(h("button", { onclick: (e) => act(e.target, "/api/v1/mutes", mute), title: "Stop notifications about this field until unmuted" }, "Mute"));
   }
@@ -618,6 +621,7 @@ async function anomaliesView() {
     api("/api/v1/anomalies?suppression=all&limit=100"),
     optional("/api/v1/mutes"),
   ]);
+  mutedFields = new Set((mutes?.mutes || []).map((m) => `${m.system} ${m.field || ""}`));
   const suspicious = recent.anomalies.filter((a) => a.state === "suspicious");
   return h(
     "div",
@@ -625,7 +629,7 @@ async function anomaliesView() {
     h("h1", {}, "Anomalies"),
     h("section", { class: "panel" }, h("h2", {}, "Open"), anomalyTable([...open.anomalies, ...suspicious], true)),
     h("section", { class: "panel" }, h("h2", {}, "Recently recovered"), anomalyTable(recent.anomalies.filter((a) => a.state === "recovered"), true)),
-    h("section", { class: "panel" }, h("h2", {}, "Mutes"), mutesList(mutes)),
+    h("section", { class: "panel", id: "mutes" }, h("h2", {}, "Mutes"), mutesList(mutes)),
   );
 }
 

@@ -138,14 +138,24 @@ async fn wait_for(driver: &WebDriver, css: &str) -> WebElement {
 }
 
 async fn wait_text(driver: &WebDriver, css: &str, text: &str) -> WebElement {
-    within(
-        driver
+    // A live update may replace the view while the query reads it, so a stale element is
+    // retried until the step's time is up.
+    let started = std::time::Instant::now();
+    loop {
+        let found = driver
             .query(By::Css(css))
             .with_text(StringMatch::new(text).partial())
-            .first(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{css} never showed {text:?}: {e}"))
+            .wait(Duration::from_secs(2), Duration::from_millis(100))
+            .first()
+            .await;
+        match found {
+            Ok(element) => return element,
+            Err(e) if started.elapsed() > support::STEP => {
+                panic!("{css} never showed {text:?}: {e}")
+            }
+            Err(_) => continue,
+        }
+    }
 }
 
 /// Shop/web learns a baseline near 100 ms, then three runs at 1000 ms confirm an anomaly;
@@ -322,6 +332,12 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
         .expect("open feed");
     wait_for(&driver, "table.anomalies tr[data-anomaly]").await;
     wait_text(&driver, "table.anomalies", "Suppress").await;
+    let mute = wait_text(&driver, "table.anomalies button", "Mute").await;
+    within(mute.click()).await.expect("mute");
+    wait_text(&driver, "#mutes", "shop / collectors").await;
+    let suppress = wait_text(&driver, "table.anomalies button", "Suppress").await;
+    within(suppress.click()).await.expect("suppress");
+    wait_text(&driver, "table.anomalies", "suppressed").await;
     shoot(&driver, "anomalies").await;
 
     within(driver.goto(format!("{base}/#/config")))
