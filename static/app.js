@@ -515,7 +515,7 @@ function anomalyActions(a) {
     buttons.push(h("button", { onclick: (e) => act(e.target, `/api/v1/anomalies/${a.id}/suppress`) }, "Suppress"));
   }
   if (a.suppressed) buttons.push(h("button", { onclick: (e) => act(e.target, `/api/v1/anomalies/${a.id}/unsuppress`) }, "Unsuppress"));
-  if (a.state !== "recovered" && !mutedFields.has(`${a.system} ${a.field}`)) {
+  if (a.state !== "recovered" && !mutedFields.has(`${a.system} ${a.field}`) && !mutedFields.has(`${a.system} `)) {
     const mute = { system: a.system, field: a.field };
     buttons.push(h("button", { onclick: (e) => act(e.target, "/api/v1/mutes", mute), title: "Stop notifications about this field until unmuted" }, "Mute"));
   }
