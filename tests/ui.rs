@@ -327,6 +327,14 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
     .await;
     shoot(&driver, "field-managed").await;
 
+    within(driver.goto(format!("{base}/#/system?name=billing")))
+        .await
+        .expect("open managed system");
+    wait_text(&driver, "section.healthcheck .owner", "billing.yaml").await;
+    let enabled = wait_for(&driver, "form.scope select[name=enabled]").await;
+    assert!(!within(enabled.is_enabled()).await.expect("enabled state"));
+    shoot(&driver, "system-managed").await;
+
     within(driver.goto(format!("{base}/#/anomalies")))
         .await
         .expect("open feed");
