@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: pure statistics, rules, effective settings and state machines.
 //! - [`config`]: the validated configuration model shared by the YAML folder and the API.
+//! - [`api_settings`]: settings made through the API, their table and their merge into the config.
 //! - [`gitops`]: the YAML config folder: parsing, validation, the last good state and the watcher.
 //! - [`series`]: series identity and the validated check result every input produces.
 //! - [`clock`]: the source of "now": the system clock, or a manual one for tests and replay.
@@ -12,6 +13,7 @@
 //! - [`ingest`]: parsing and validation of result bodies in both accepted shapes.
 //! - [`store`]: the redb data file: tables, layout versions, writes and read queries.
 //! - [`writer`]: the single writer thread: group commit of results, suppression and analyzer runs.
+//! - [`notify`]: notifications: the durable outbox, mutes and the delivery worker.
 //! - [`http`]: routes, the results endpoint, the read API, suppression and the event stream.
 //! - [`server`]: `serve` as a library call on a given listener, with orderly shutdown.
 //! - [`events`]: events published after commit, with a replay buffer for reconnecting clients.
@@ -23,6 +25,7 @@
 //! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
 
 pub mod analyzer;
+pub mod api_settings;
 pub mod clock;
 pub mod config;
 pub mod detector;
@@ -33,6 +36,7 @@ pub mod http;
 pub mod http_client;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod probes;
 pub mod replay;
 pub mod retention;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anomalyd::config::Secret;
 use anomalyd::gitops::{self, Limits, SecretSource, Severity};
 use anomalyd::server::{self, ServeOptions};
 use anyhow::Context;
@@ -46,6 +47,17 @@ enum Command {
         /// Folder with one file per secret, named after the secret.
         #[arg(long, env = "ANOMALYD_SECRETS_DIR")]
         secrets_dir: Option<PathBuf>,
+        /// File holding the API token every write must carry as `Authorization: Bearer`;
+        /// required to listen on a non-loopback address.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Base URL of the settings page used in notification links; defaults to
+        /// `http://<listen address>`.
+        #[arg(long, env = "ANOMALYD_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Age after which an undelivered notification is given up, such as `24h`, `90m` or `2d`.
+        #[arg(long, env = "ANOMALYD_DELIVERY_MAX_AGE", default_value = "24h", value_parser = anomalyd::notify::parse_duration)]
+        delivery_max_age: std::time::Duration,
     },
     /// Checks a config folder and prints every problem as `file:line:col: severity: message`.
     /// Exits with 1 when any document has an error.
@@ -72,12 +84,18 @@ fn main() -> anyhow::Result<ExitCode> {
             listen,
             config_dir,
             secrets_dir,
+            token_file,
+            public_url,
+            delivery_max_age,
         } => {
             init_logging(log_format, "info,tokio_cron_scheduler=warn");
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "anomalyd starting");
             let mut options = ServeOptions::new(data_dir);
             options.config_dir = config_dir;
             options.secrets_dir = secrets_dir;
+            options.token = api_token(token_file.as_deref())?;
+            options.delivery.public_url = public_url.unwrap_or_default();
+            options.delivery.max_age = delivery_max_age;
             serve(options, listen)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -92,6 +110,25 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads the API token from `--token-file`, else from `ANOMALYD_TOKEN`. Surrounding whitespace
+/// is dropped; an empty token is an error rather than no token.
+fn api_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Secret>> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?,
+        None => match std::env::var("ANOMALYD_TOKEN") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = text.trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the API token is empty; put the token in the file or in ANOMALYD_TOKEN"
+    );
+    Ok(Some(Secret::new(token)))
 }
 
 fn serve(options: ServeOptions, listen: SocketAddr) -> anyhow::Result<()> {

@@ -21,6 +21,10 @@ pub enum ApiError {
     NotFound(String),
     MethodNotAllowed,
     Conflict(String),
+    /// A write without the configured bearer token.
+    Unauthorized,
+    /// A write from another site.
+    Forbidden(String),
     Unavailable(String),
     /// Logged with its cause; the client sees a generic message.
     Internal(String),
@@ -56,6 +60,13 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this write needs the API token: send Authorization: Bearer <token>".into(),
+                Vec::new(),
+            ),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message, Vec::new()),
             Self::Unavailable(message) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

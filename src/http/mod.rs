@@ -1,9 +1,14 @@
 //! The HTTP API: routing, the results endpoint, the read API, suppression and the event stream.
 
 mod error;
+mod guard;
+mod inventory;
+mod notify;
+mod page;
 mod query;
 mod reads;
 mod results;
+mod settings;
 mod sse;
 
 use std::convert::Infallible;
@@ -17,6 +22,8 @@ use tokio::sync::watch;
 
 pub use error::ApiError;
 
+use crate::api_settings::Overlay;
+use crate::config::Secret;
 use crate::events::EventHub;
 use crate::gitops::Reconciler;
 use crate::store::Store;
@@ -32,9 +39,16 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub writer: WriterHandle,
     pub events: Arc<EventHub>,
+    /// The merged configuration: the folder's, with API-made settings.
     pub config: ConfigFeed,
+    /// API-made settings and the configuration without them.
+    pub overlay: Arc<Overlay>,
     /// The GitOps folder's reconciler, when serving from a config folder.
     pub gitops: Option<Arc<Reconciler>>,
+    /// Bearer token that writes must carry, when one is configured.
+    pub token: Option<Arc<Secret>>,
+    /// Counters of the notification delivery worker.
+    pub deliveries: Arc<crate::notify::DeliveryMetrics>,
     /// Turns true when the server shuts down, so open event streams end.
     pub stopping: watch::Receiver<bool>,
 }
@@ -43,9 +57,12 @@ pub struct AppState {
 pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Response, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = route(req, &state)
-        .await
-        .unwrap_or_else(ApiError::into_response);
+    let mut response = match guard::check_write(&req, state.token.as_deref()) {
+        Ok(()) => route(req, &state).await,
+        Err(rejected) => Err(rejected),
+    }
+    .unwrap_or_else(ApiError::into_response);
+    page::secure(&mut response);
     tracing::debug!(%method, path, status = response.status().as_u16(), "request");
     Ok(response)
 }
@@ -54,7 +71,52 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
+    if method == Method::GET
+        && let Some(asset) = page::asset(&path)
+    {
+        return Ok(asset);
+    }
     match (&method, segments.as_slice()) {
+        (&Method::GET, ["api", "v1", "systems"]) => inventory::systems(state).await,
+        (&Method::GET, ["api", "v1", "systems", name]) => inventory::system(name, state).await,
+        (&Method::GET, ["api", "v1", "healthchecks"]) => inventory::healthchecks(state).await,
+        (&Method::GET, ["api", "v1", "catalogue"]) => inventory::catalogue(state),
+        (&Method::GET, ["api", "v1", "fields", "effective"]) => {
+            settings::effective(req, state).await
+        }
+        (&Method::GET, ["api", "v1", "healthchecks", name, "settings"]) => {
+            settings::get_template(name, state).await
+        }
+        (&Method::PUT, ["api", "v1", "healthchecks", name, "settings"]) => {
+            settings::put_template((*name).to_owned(), req, state).await
+        }
+        (
+            &Method::GET,
+            [
+                "api",
+                "v1",
+                "systems",
+                system,
+                "healthchecks",
+                hc,
+                "settings",
+            ],
+        ) => settings::get_assignment(system, hc, state).await,
+        (
+            &Method::PUT,
+            [
+                "api",
+                "v1",
+                "systems",
+                system,
+                "healthchecks",
+                hc,
+                "settings",
+            ],
+        ) => {
+            let (system, hc) = ((*system).to_owned(), (*hc).to_owned());
+            settings::put_assignment(system, hc, req, state).await
+        }
         (&Method::GET, ["healthz"]) => Ok(text_response(StatusCode::OK, "ok\n")),
         (&Method::GET, ["metrics"]) => metrics(state).await,
         (&Method::POST, ["api", "v1", "results"]) => results::post(req, state).await,
@@ -73,6 +135,10 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "series", "samples"]) => reads::samples(req, state).await,
         (&Method::GET, ["api", "v1", "events"]) => Ok(sse::stream(&req, state)),
         (&Method::GET, ["api", "v1", "gitops"]) => gitops_status(state),
+        (&Method::GET, ["api", "v1", "deliveries"]) => notify::deliveries(req, state).await,
+        (&Method::GET, ["api", "v1", "mutes"]) => notify::list_mutes(state).await,
+        (&Method::POST, ["api", "v1", "mutes"]) => notify::mute(req, state).await,
+        (&Method::DELETE, ["api", "v1", "mutes"]) => notify::unmute(req, state).await,
         (
             _,
             ["healthz"]
@@ -80,8 +146,11 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
             | [
                 "api",
                 "v1",
-                "results" | "anomalies" | "baselines" | "series" | "events",
-            ],
+                "results" | "anomalies" | "baselines" | "series" | "events" | "systems"
+                | "healthchecks" | "catalogue" | "deliveries" | "mutes",
+            ]
+            | ["api", "v1", "healthchecks", _, "settings"]
+            | ["api", "v1", "systems", _, "healthchecks", _, "settings"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
     }

@@ -17,11 +17,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::analyzer;
+use crate::api_settings::{ApiSettings, Overlay};
 use crate::clock::{Clock, SystemClock};
-use crate::config::ConfigSnapshot;
+use crate::config::{ConfigSnapshot, Secret};
 use crate::events::EventHub;
 use crate::gitops;
 use crate::http::{AppState, handle};
+use crate::notify::{DeliveryMetrics, DeliveryOptions, DeliveryWorker};
 use crate::store::{Store, StoreError};
 use crate::writer::{self, ConfigFeed, WriterHandle};
 
@@ -50,6 +52,10 @@ pub struct ServeOptions {
     pub hourly_analyzer: bool,
     /// Run the built-in probes of the healthchecks whose strategy anomalyd implements.
     pub probes: bool,
+    /// Bearer token every write must carry; required to listen on a non-loopback address.
+    pub token: Option<Secret>,
+    /// Notification delivery; an empty `public_url` means `http://<listen address>`.
+    pub delivery: DeliveryOptions,
 }
 
 impl ServeOptions {
@@ -62,6 +68,8 @@ impl ServeOptions {
             shutdown_timeout: Duration::from_secs(10),
             hourly_analyzer: true,
             probes: true,
+            token: None,
+            delivery: DeliveryOptions::new(""),
         }
     }
 }
@@ -81,6 +89,13 @@ pub enum ServeError {
     Watch(#[from] gitops::WatchError),
     #[error("cannot set up the probes' HTTP client: {0}")]
     Probes(#[from] crate::http_client::ClientError),
+    #[error(
+        "will not listen on {0} without an API token: set --token-file or ANOMALYD_TOKEN, \
+         or listen on a loopback address such as 127.0.0.1"
+    )]
+    TokenRequired(std::net::SocketAddr),
+    #[error("cannot load the API-made settings: {0}")]
+    ApiSettings(#[from] crate::api_settings::ApiSettingsError),
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -97,7 +112,16 @@ pub async fn run(
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
     let events = Arc::new(EventHub::default());
-    let (watching, config) = open_config(&options, &store).await?;
+    if options.token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServeError::TokenRequired(addr));
+    }
+    let (watching, base) = open_config(&options, &store).await?;
+    let database_store = store.clone();
+    let api =
+        tokio::task::spawn_blocking(move || ApiSettings::load(database_store.database())).await??;
+    let overlay = Overlay::new(base, api);
+    let following = tokio::spawn(overlay.clone().follow());
+    let config = overlay.subscribe();
     let (store_for_writer, config_for_writer, events_for_writer) =
         (store.clone(), config.clone(), events.clone());
     let writer = tokio::task::spawn_blocking(move || {
@@ -116,6 +140,20 @@ pub async fn run(
         None
     };
 
+    let deliveries = Arc::new(DeliveryMetrics::default());
+    let mut delivery = options.delivery.clone();
+    if delivery.public_url.is_empty() {
+        delivery.public_url = format!("http://{addr}");
+    }
+    let worker = DeliveryWorker::start(
+        store.clone(),
+        writer.handle(),
+        config.clone(),
+        writer.outbox_wake.clone(),
+        delivery,
+        deliveries.clone(),
+    );
+
     let (stop, stopping) = watch::channel(false);
     let gitops = watching.as_ref().map(|w| w.reconciler().clone());
     if let Some(watching) = &watching {
@@ -127,7 +165,10 @@ pub async fn run(
         writer: writer.handle(),
         events,
         config,
+        overlay,
         gitops,
+        token: options.token.clone().map(Arc::new),
+        deliveries,
         stopping,
     };
     tracing::info!(
@@ -156,7 +197,9 @@ pub async fn run(
     if let Some(probes) = probes {
         probes.stop().await;
     }
+    worker.stop().await;
     stop_background(scheduler, watching).await;
+    following.abort();
     finish(writer, state, options.shutdown_timeout).await;
     Ok(())
 }

@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::analyzer::{self, AnalyzerRun};
 use crate::clock::ManualClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigSnapshot;
 use crate::detector::{self, RowStep, SampleStatus, SeriesUpdate};
 use crate::engine::{
     Direction, FieldType, NotificationKind, RowChange, State, Summary, Suppression, Timestamp,
 };
 use crate::events::{Event, Payload};
+use crate::notify::{self, OutboxTables, Transitioned};
 use crate::retention::{self, DEFAULT_ANOMALY_RETENTION_DAYS, Retention};
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
@@ -30,6 +32,8 @@ struct Group {
     /// The latest summary of each (series, hour), written once at the end.
     hours: HashMap<(u64, i64), Summary>,
     payloads: Vec<Payload>,
+    /// Transitions that may notify, turned into outbox rows before commit.
+    transitions: Vec<Transitioned>,
 }
 
 /// The outcome of each work item, or the error that aborts the whole transaction.
@@ -42,12 +46,18 @@ impl Writer {
         let tx = self.store.database().begin_write().map_err(store::db)?;
         let mut group = Group::default();
         let mut done = Vec::with_capacity(works.len());
+        let mut enqueued = 0;
         let events = {
             let mut w = WriteTables::open(&tx)?;
+            let mut outbox = OutboxTables::open(&tx)?;
             for work in works {
-                done.push(self.apply_one(&mut w, &mut group, work, &config)?);
+                done.push(self.apply_one(&mut w, &mut outbox, &mut group, work, &config)?);
             }
             self.flush(&mut w, &mut group)?;
+            let now_ms = SystemClock.now().as_millis();
+            for transitioned in &group.transitions {
+                enqueued += notify::enqueue(&mut outbox, transitioned, &config, now_ms)?;
+            }
             let events = group
                 .payloads
                 .iter()
@@ -57,6 +67,9 @@ impl Writer {
             events
         };
         tx.commit().map_err(store::db)?;
+        if enqueued > 0 {
+            self.outbox_wake.notify_one();
+        }
         Ok((done, events))
     }
 
@@ -65,6 +78,7 @@ impl Writer {
     fn apply_one(
         &mut self,
         w: &mut WriteTables<'_>,
+        outbox: &mut OutboxTables<'_>,
         group: &mut Group,
         work: &Work,
         config: &ConfigSnapshot,
@@ -79,6 +93,19 @@ impl Writer {
             }
             // The thread answers heartbeats before they reach a transaction.
             Work::Ping => Ok(Done::Changed),
+            Work::Mute(mute) => {
+                outbox.mute(mute, SystemClock.now().as_millis())?;
+                Ok(Done::Changed)
+            }
+            Work::Unmute(mute) => Ok(Done::Unmuted(outbox.unmute(mute)?)),
+            Work::RecordDelivery {
+                attempt,
+                prune_before_ms,
+            } => {
+                let state = outbox.record(attempt)?;
+                outbox.prune(*prune_before_ms)?;
+                Ok(Done::Delivery(state))
+            }
         })
     }
 
@@ -313,6 +340,13 @@ fn store_step(
         RowChange::Unchanged => {}
         RowChange::Delete => w.delete_anomaly(series_id, row)?,
         RowChange::Insert(_) | RowChange::Update(_) => w.put_anomaly(series_id, row)?,
+    }
+    if let Some(kind) = step.transition.notification {
+        group.transitions.push(Transitioned {
+            key: key.clone(),
+            row: row.clone(),
+            kind,
+        });
     }
     let Some(change) = step.transition.state_change else {
         return Ok(false);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 pub use stats::{StatsSnapshot, WriterStats};
 
@@ -22,6 +22,7 @@ use crate::config::ConfigSnapshot;
 use crate::detector::{Detector, SeriesSnapshot};
 use crate::engine::{Kind, Timestamp};
 use crate::events::EventHub;
+use crate::notify::{Attempt, DeliveryState, Mute};
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{Store, StoreError, read};
 
@@ -76,6 +77,12 @@ enum Work {
     },
     /// Heartbeat, which the writer thread replies to without a transaction.
     Ping,
+    Mute(Mute),
+    Unmute(Mute),
+    RecordDelivery {
+        attempt: Attempt,
+        prune_before_ms: i64,
+    },
 }
 
 /// Result of a job.
@@ -84,6 +91,8 @@ enum Done {
     Ingested(IngestCounts),
     Changed,
     Analyzed,
+    Unmuted(bool),
+    Delivery(Option<DeliveryState>),
 }
 
 struct Job {
@@ -107,6 +116,8 @@ pub struct WriterThread {
     stats: Arc<WriterStats>,
     /// Event time of the last stored analyzer run, as found at start.
     pub analyzer_last_run: Option<Timestamp>,
+    /// Signalled after a commit that added outbox rows, to wake the delivery worker.
+    pub outbox_wake: Arc<Notify>,
 }
 
 impl WriterThread {
@@ -164,6 +175,36 @@ impl WriterHandle {
         &self.stats
     }
 
+    /// Mutes notifications of a field or a whole system.
+    pub async fn mute(&self, mute: Mute) -> Result<(), WriteError> {
+        self.submit(Work::Mute(mute)).await.map(drop)
+    }
+
+    /// Lifts a mute; returns whether it existed.
+    pub async fn unmute(&self, mute: Mute) -> Result<bool, WriteError> {
+        match self.submit(Work::Unmute(mute)).await? {
+            Done::Unmuted(existed) => Ok(existed),
+            _ => unreachable!("unmute work always answers with whether the mute existed"),
+        }
+    }
+
+    /// Records a delivery attempt and prunes finished rows older than `prune_before_ms`;
+    /// returns the row's new state, or `None` when the row was no longer pending.
+    pub async fn record_delivery(
+        &self,
+        attempt: Attempt,
+        prune_before_ms: i64,
+    ) -> Result<Option<DeliveryState>, WriteError> {
+        let work = Work::RecordDelivery {
+            attempt,
+            prune_before_ms,
+        };
+        match self.submit(work).await? {
+            Done::Delivery(state) => Ok(state),
+            _ => unreachable!("delivery work always answers with the row state"),
+        }
+    }
+
     async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
@@ -186,6 +227,7 @@ struct Writer {
     config: ConfigFeed,
     events: Arc<EventHub>,
     stats: Arc<WriterStats>,
+    outbox_wake: Arc<Notify>,
 }
 
 /// Loads the detector from the store and starts the writer thread.
@@ -203,6 +245,7 @@ pub fn start(
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
     let stats = Arc::new(WriterStats::default());
     stats.mark_alive();
+    let outbox_wake = Arc::new(Notify::new());
     let writer = Writer {
         store,
         detector,
@@ -210,6 +253,7 @@ pub fn start(
         config,
         events,
         stats: stats.clone(),
+        outbox_wake: outbox_wake.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("anomalyd-writer".into())
@@ -220,6 +264,7 @@ pub fn start(
         thread,
         stats,
         analyzer_last_run,
+        outbox_wake,
     })
 }
 

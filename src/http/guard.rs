@@ -1,0 +1,123 @@
+//! Checks on requests that change state: the bearer token, when one is configured, and that a
+//! browser sent them from the page's own origin.
+
+use http::{Method, header};
+
+use super::ApiError;
+use crate::config::Secret;
+
+/// Whether a request may change state.
+pub fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Checks a write for the configured `Authorization: Bearer` token (401 without it) and for
+/// the page's own origin (403 from another site). Reads pass.
+pub fn check_write<B>(req: &http::Request<B>, token: Option<&Secret>) -> Result<(), ApiError> {
+    if !is_write(req.method()) {
+        return Ok(());
+    }
+    check_origin(req)?;
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(presented.trim().as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Rejects a write that a browser sent from another site.
+fn check_origin<B>(req: &http::Request<B>) -> Result<(), ApiError> {
+    let headers = req.headers();
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if let Some(site) = site
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(ApiError::Forbidden(format!(
+            "cross-site write rejected (Sec-Fetch-Site: {site}); send changes from the page \
+             served by anomalyd"
+        )));
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "write from origin {origin} rejected; send changes from the page served by \
+         anomalyd"
+    )))
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, byte) in b.iter().enumerate() {
+        let other = a.get(i).copied().unwrap_or(0);
+        diff |= usize::from(byte ^ other);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(headers: &[(&str, &str)]) -> http::Request<()> {
+        let mut builder = http::Request::builder().method(Method::PUT).uri("/x");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("request builds")
+    }
+
+    #[test]
+    fn token_must_match() {
+        let token = Secret::new("s3cret");
+        let ok = write(&[("authorization", "Bearer s3cret")]);
+        assert!(check_write(&ok, Some(&token)).is_ok());
+        for bad in ["Bearer s3cre", "Bearer s3cret2", "s3cret", ""] {
+            let req = write(&[("authorization", bad)]);
+            assert!(
+                matches!(check_write(&req, Some(&token)), Err(ApiError::Unauthorized)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cross_site_writes_are_rejected() {
+        let other = write(&[("origin", "http://evil.test"), ("host", "127.0.0.1:8080")]);
+        assert!(matches!(
+            check_write(&other, None),
+            Err(ApiError::Forbidden(_))
+        ));
+        let site = write(&[("sec-fetch-site", "cross-site")]);
+        assert!(matches!(
+            check_write(&site, None),
+            Err(ApiError::Forbidden(_))
+        ));
+        let same = write(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080"),
+        ]);
+        assert!(check_write(&same, None).is_ok());
+    }
+}

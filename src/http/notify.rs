@@ -1,0 +1,186 @@
+//! Delivery status (`GET /api/v1/deliveries`) and mutes (`GET`, `POST`, `DELETE /api/v1/mutes`).
+
+use http::StatusCode;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::query::Query;
+use super::{AppState, Response, blocking, json_response};
+use crate::http::ApiError;
+use crate::notify::{self, DeliveryFilter, DeliveryState, Mute, OutboxRecord};
+use crate::views::rfc3339;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// Largest accepted mute body; a mute is two short names.
+const MAX_MUTE_BODY_BYTES: usize = 64 * 1024;
+
+/// One outbox row as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryView {
+    id: u64,
+    notifier: String,
+    anomaly_id: u64,
+    idempotency_key: String,
+    state: DeliveryState,
+    attempts: u32,
+    created_at: String,
+    next_attempt_at: Option<String>,
+    last_attempt_at: Option<String>,
+    finished_at: Option<String>,
+    last_error: Option<String>,
+}
+
+impl DeliveryView {
+    fn new(id: u64, r: OutboxRecord) -> Self {
+        let time = |ms: i64| rfc3339(crate::engine::Timestamp::from_millis(ms));
+        let pending = r.state == DeliveryState::Pending;
+        Self {
+            id,
+            notifier: r.notifier,
+            anomaly_id: r.anomaly_id,
+            idempotency_key: r.idempotency_key,
+            state: r.state,
+            attempts: r.attempts,
+            created_at: time(r.created_at_ms),
+            next_attempt_at: pending.then(|| time(r.next_attempt_at_ms)),
+            last_attempt_at: r.last_attempt_at_ms.map(time),
+            finished_at: r.finished_at_ms.map(time),
+            last_error: r.last_error,
+        }
+    }
+}
+
+pub async fn deliveries(
+    req: http::Request<Incoming>,
+    state: &AppState,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let filter = DeliveryFilter {
+        state: delivery_state(&q)?,
+        notifier: q.text("notifier"),
+        limit: limit(&q)?,
+    };
+    let store = state.store.clone();
+    let rows = blocking(move || Ok(notify::list(store.database(), &filter)?)).await?;
+    let views: Vec<DeliveryView> = rows
+        .into_iter()
+        .map(|(id, r)| DeliveryView::new(id, r))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "deliveries": views }),
+    ))
+}
+
+fn delivery_state(q: &Query) -> Result<Option<DeliveryState>, ApiError> {
+    match q.text("state").as_deref() {
+        None => Ok(None),
+        Some("pending") => Ok(Some(DeliveryState::Pending)),
+        Some("delivered") => Ok(Some(DeliveryState::Delivered)),
+        Some("failed") => Ok(Some(DeliveryState::Failed)),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid-parameter",
+            format!("query parameter state={other:?} must be pending, delivered or failed"),
+        )),
+    }
+}
+
+fn limit(q: &Query) -> Result<usize, ApiError> {
+    let limit = q.parsed::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        let message = format!("query parameter limit={limit} must be between 1 and {MAX_LIMIT}");
+        return Err(ApiError::bad_request("invalid-parameter", message));
+    }
+    Ok(limit)
+}
+
+/// A mute as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MuteView {
+    system: String,
+    /// `None` mutes the whole system.
+    field: Option<String>,
+    muted_at: String,
+}
+
+pub async fn list_mutes(state: &AppState) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let mutes = blocking(move || Ok(notify::mutes(store.database())?)).await?;
+    let views: Vec<MuteView> = mutes
+        .into_iter()
+        .map(|(m, at)| MuteView {
+            system: m.system,
+            field: m.field,
+            muted_at: rfc3339(crate::engine::Timestamp::from_millis(at)),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "mutes": views }),
+    ))
+}
+
+pub async fn mute(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+    let mute = read_mute(req).await?;
+    state.writer.mute(mute.clone()).await?;
+    tracing::info!(system = %mute.system, field = mute.field.as_deref().unwrap_or(""), "notifications muted");
+    Ok(json_response(StatusCode::OK, &mute))
+}
+
+pub async fn unmute(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
+    let mute = read_mute(req).await?;
+    let existed = state.writer.unmute(mute.clone()).await?;
+    tracing::info!(system = %mute.system, field = mute.field.as_deref().unwrap_or(""), existed, "notifications unmuted");
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "system": mute.system, "field": mute.field, "removed": existed }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MuteBody {
+    system: String,
+    #[serde(default)]
+    field: Option<String>,
+}
+
+/// Reads a mute from the JSON body, or from the `system` and `field` query parameters when the
+/// body is empty.
+async fn read_mute(req: http::Request<Incoming>) -> Result<Mute, ApiError> {
+    let q = Query::parse(req.uri().query());
+    let body = Limited::new(req.into_body(), MAX_MUTE_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            ApiError::bad_request(
+                "unreadable-body",
+                format!("request body could not be read: {e}"),
+            )
+        })?
+        .to_bytes();
+    let (system, field) = if body.iter().all(u8::is_ascii_whitespace) {
+        (q.required("system")?, q.text("field"))
+    } else {
+        let parsed: MuteBody = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid-mute",
+                format!(
+                    "expected {{\"system\": \"...\", \"field\": \"...\"}} with field optional: {e}"
+                ),
+            )
+        })?;
+        (parsed.system, parsed.field.filter(|f| !f.is_empty()))
+    };
+    if system.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid-mute",
+            "system must not be empty",
+        ));
+    }
+    Ok(Mute { system, field })
+}

@@ -1,0 +1,366 @@
+//! The notification body: the JSON document a webhook receives, and its one-line Slack form.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Importance;
+use crate::engine::{
+    Anomaly, Direction, EffectiveSettings, Kind, NotificationKind, RowDirection, State, thresholds,
+};
+use crate::series::SeriesKey;
+use crate::views::rfc3339;
+
+/// One notification as sent to a JSON webhook. It is stored in the outbox when the state
+/// change commits, so a retry after a restart sends the same body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Stable per anomaly and transition; also sent as the `Idempotency-Key` header.
+    pub idempotency_key: String,
+    /// `confirmed`, `recovered`, `drift-confirmed` or `drift-recovered`.
+    pub transition: String,
+    pub importance: Importance,
+    pub anomaly_id: u64,
+    pub system: String,
+    pub healthcheck: String,
+    pub environment: Option<String>,
+    pub field: String,
+    pub kind: Kind,
+    pub state: State,
+    pub direction: RowDirection,
+    /// Latest observed value (spike) or window mean (drift), as stored.
+    pub observed_value: String,
+    pub baseline: BaselineSummary,
+    /// Distance from the baseline in standard deviations; `None` when unbounded.
+    pub deviation: Option<f64>,
+    pub deviation_unbounded: bool,
+    pub band: Band,
+    pub rule: RuleSummary,
+    pub started_at: String,
+    pub confirmed_at: Option<String>,
+    pub recovered_at: Option<String>,
+    /// The field on the settings page; filled in by the delivery worker from `--public-url`.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// A readable one-line summary, the same text the Slack format sends.
+    pub summary: String,
+}
+
+/// Mean and standard deviation of the baseline the anomaly was measured against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineSummary {
+    pub mean: Option<f64>,
+    pub std_dev: Option<f64>,
+}
+
+/// Trigger values of the rule: a spike lies strictly beyond one of them. For drift they are
+/// the baseline mean ± drift threshold × σ, the change across the window that counts as drift.
+/// Both are `None` for categorical fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Band {
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+}
+
+/// The effective rule of the field when the transition happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleSummary {
+    pub direction: Option<Direction>,
+    pub sensitivity: f64,
+    pub confirmation_window: u32,
+    pub drift_threshold: f64,
+    pub min_absolute_delta: f64,
+    pub min_relative_delta: f64,
+}
+
+/// Returns the transition's name as used in payloads and idempotency keys.
+pub fn transition_name(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::Confirmed => "confirmed",
+        NotificationKind::Recovered => "recovered",
+        NotificationKind::DriftConfirmed => "drift-confirmed",
+        NotificationKind::DriftRecovered => "drift-recovered",
+    }
+}
+
+/// Returns the importance of a transition: confirmations warn, recoveries inform.
+pub fn importance(kind: NotificationKind) -> Importance {
+    match kind {
+        NotificationKind::Confirmed | NotificationKind::DriftConfirmed => Importance::Warning,
+        NotificationKind::Recovered | NotificationKind::DriftRecovered => Importance::Info,
+    }
+}
+
+/// Returns the idempotency key of one transition of one anomaly. The engine's state machine
+/// moves a row through confirmed and recovered once each, so a key names one notification.
+pub fn idempotency_key(anomaly_id: u64, kind: NotificationKind) -> String {
+    format!("anomalyd-{anomaly_id}-{}", transition_name(kind))
+}
+
+impl Notification {
+    /// Builds the notification of one transition from the row and the field's settings.
+    pub fn new(
+        key: &SeriesKey,
+        row: &Anomaly,
+        kind: NotificationKind,
+        settings: &EffectiveSettings,
+    ) -> Self {
+        let unbounded = row.deviation == f64::INFINITY;
+        let mut notification = Self {
+            idempotency_key: idempotency_key(row.id, kind),
+            transition: transition_name(kind).to_owned(),
+            importance: importance(kind),
+            anomaly_id: row.id,
+            system: key.system.clone(),
+            healthcheck: key.healthcheck.clone(),
+            environment: key.environment.clone(),
+            field: key.field_path.clone(),
+            kind: row.kind,
+            state: row.state,
+            direction: row.direction,
+            observed_value: row.observed_value.clone(),
+            baseline: BaselineSummary {
+                mean: row.baseline_mean,
+                std_dev: row.baseline_std_dev,
+            },
+            deviation: (!unbounded && row.deviation.is_finite()).then_some(row.deviation),
+            deviation_unbounded: unbounded,
+            band: band(row, settings),
+            rule: RuleSummary {
+                direction: settings.direction.value,
+                sensitivity: settings.sensitivity.value,
+                confirmation_window: settings.confirmation_window.value,
+                drift_threshold: settings.drift_threshold.value,
+                min_absolute_delta: settings.min_absolute_delta.value,
+                min_relative_delta: settings.min_relative_delta.value,
+            },
+            started_at: rfc3339(row.started_at),
+            confirmed_at: row.confirmed_at.map(rfc3339),
+            recovered_at: row.recovered_at.map(rfc3339),
+            link: None,
+            summary: String::new(),
+        };
+        notification.summary = notification.summary_line();
+        notification
+    }
+
+    /// Returns a readable line such as
+    /// `[warning] shop/http latency spike confirmed: 1000 above baseline 103 ± 2.8 (320.1σ)`.
+    pub fn summary_line(&self) -> String {
+        let environment = self
+            .environment
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        let kind = match self.kind {
+            Kind::Spike => "spike",
+            Kind::Drift => "drift",
+        };
+        let verb = match self.state {
+            State::Recovered => "recovered",
+            _ => "confirmed",
+        };
+        let direction = match self.direction {
+            RowDirection::Above => "above",
+            RowDirection::Below => "below",
+            RowDirection::Changed => "changed from",
+        };
+        let baseline = match (self.baseline.mean, self.baseline.std_dev) {
+            (Some(mean), Some(sd)) => format!("baseline {} ± {}", round(mean), round(sd)),
+            _ => "baseline".to_owned(),
+        };
+        let distance = match self.deviation {
+            Some(d) => format!(" ({}σ)", round(d)),
+            None if self.deviation_unbounded => " (unbounded σ)".to_owned(),
+            None => String::new(),
+        };
+        let importance = match self.importance {
+            Importance::Warning => "warning",
+            Importance::Info => "info",
+        };
+        format!(
+            "[{importance}] {}/{}{environment} {} {kind} {verb}: {} {direction} {baseline}{distance}",
+            self.system, self.healthcheck, self.field, self.observed_value
+        )
+    }
+
+    /// Returns the Slack incoming-webhook body: `{"text": <summary and link>}`.
+    pub fn slack_body(&self) -> serde_json::Value {
+        let text = match &self.link {
+            Some(link) => format!("{} <{link}|open>", self.summary),
+            None => self.summary.clone(),
+        };
+        serde_json::json!({ "text": text })
+    }
+}
+
+/// Builds the page link of a field: `/#/field?system=..&healthcheck=..&field=..[&environment=..]`.
+pub fn field_link(public_url: &str, n: &Notification) -> String {
+    let mut link = format!(
+        "{}/#/field?system={}&healthcheck={}&field={}",
+        public_url.trim_end_matches('/'),
+        encode(&n.system),
+        encode(&n.healthcheck),
+        encode(&n.field)
+    );
+    if let Some(environment) = &n.environment {
+        link.push_str("&environment=");
+        link.push_str(&encode(environment));
+    }
+    link
+}
+
+fn band(row: &Anomaly, settings: &EffectiveSettings) -> Band {
+    let (Some(mean), Some(sd), Some(direction)) = (
+        row.baseline_mean,
+        row.baseline_std_dev,
+        settings.direction.value,
+    ) else {
+        return Band {
+            lower: None,
+            upper: None,
+        };
+    };
+    if row.kind == Kind::Drift {
+        let margin = settings.drift_threshold.value * sd;
+        return Band {
+            lower: Some(mean - margin),
+            upper: Some(mean + margin),
+        };
+    }
+    let triggers = thresholds(direction, mean, sd, settings.sensitivity.value);
+    Band {
+        lower: triggers.lower,
+        upper: triggers.upper,
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Percent-encodes a query value: unreserved characters stay, every other byte is escaped.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Timestamp, resolve};
+
+    fn key(environment: Option<&str>) -> SeriesKey {
+        SeriesKey {
+            system: "shop".to_owned(),
+            healthcheck: "web".to_owned(),
+            environment: environment.map(str::to_owned),
+            field_path: "collectors.c.latency ms".to_owned(),
+        }
+    }
+
+    fn row(kind: Kind, deviation: f64) -> Anomaly {
+        Anomaly {
+            id: 9,
+            kind,
+            state: State::Anomaly,
+            direction: RowDirection::Above,
+            baseline_mean: Some(100.0),
+            baseline_std_dev: Some(2.0),
+            observed_value: "200".to_owned(),
+            deviation,
+            suspicious_run_count: 3,
+            confirmation_threshold: 3,
+            started_at: Timestamp::from_millis(0),
+            confirmed_at: Some(Timestamp::from_millis(120_000)),
+            recovered_at: None,
+            recent_samples: Vec::new(),
+            stable_drift_run_count: 0,
+            self_resolved: false,
+            suppression: None,
+        }
+    }
+
+    fn settings() -> EffectiveSettings {
+        let mut settings = resolve("collectors.c.latency ms", None, None, None);
+        settings.direction.value = Some(Direction::Deviation);
+        settings
+    }
+
+    #[test]
+    fn spike_band_and_summary() {
+        let n = Notification::new(
+            &key(None),
+            &row(Kind::Spike, 50.0),
+            NotificationKind::Confirmed,
+            &settings(),
+        );
+        let margin = 3.0 * 2.0 * n.rule.sensitivity;
+        assert_eq!(n.band.lower, Some(100.0 - margin));
+        assert_eq!(n.band.upper, Some(100.0 + margin));
+        assert_eq!(n.deviation, Some(50.0));
+        assert!(!n.deviation_unbounded);
+        assert_eq!(n.confirmed_at.as_deref(), Some("1970-01-01T00:02:00Z"));
+        assert_eq!(
+            n.summary,
+            "[warning] shop/web collectors.c.latency ms spike confirmed: 200 above baseline 100 ± 2 (50σ)"
+        );
+    }
+
+    #[test]
+    fn drift_unbounded_deviation_is_null() {
+        let n = Notification::new(
+            &key(None),
+            &row(Kind::Drift, f64::INFINITY),
+            NotificationKind::DriftConfirmed,
+            &settings(),
+        );
+        assert_eq!(n.deviation, None);
+        assert!(n.deviation_unbounded);
+        let margin = 2.0 * n.rule.drift_threshold;
+        assert_eq!(n.band.upper, Some(100.0 + margin));
+        let json = serde_json::to_value(&n).expect("JSON");
+        assert_eq!(json["deviation"], serde_json::Value::Null);
+        assert_eq!(json["deviationUnbounded"], true);
+        assert_eq!(json["transition"], "drift-confirmed");
+    }
+
+    #[test]
+    fn link_encodes_and_adds_environment() {
+        let n = Notification::new(
+            &key(Some("eu/1")),
+            &row(Kind::Spike, 5.0),
+            NotificationKind::Recovered,
+            &settings(),
+        );
+        assert_eq!(
+            field_link("http://host:8080/", &n),
+            "http://host:8080/#/field?system=shop&healthcheck=web&field=collectors.c.latency%20ms&environment=eu%2F1"
+        );
+        assert_eq!(n.importance, Importance::Info);
+    }
+
+    #[test]
+    fn slack_body_is_text_only() {
+        let mut n = Notification::new(
+            &key(None),
+            &row(Kind::Spike, 5.0),
+            NotificationKind::Confirmed,
+            &settings(),
+        );
+        n.link = Some("http://host/#/field".to_owned());
+        let body = n.slack_body();
+        let text = body["text"].as_str().expect("text");
+        assert!(text.ends_with(" <http://host/#/field|open>"), "{text}");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1));
+    }
+}

@@ -1,0 +1,332 @@
+//! The delivery worker: a tokio task that sends due outbox rows, each in its own request, and
+//! reports every attempt to the writer thread. It keeps no transaction open while a request is in flight.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::DeliveryMetrics;
+use super::outbox::{self, Attempt, DeliveryState, OutboxRecord};
+use super::payload::{Notification, field_link};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Notifier, NotifierFormat};
+use crate::http_client;
+use crate::store::Store;
+use crate::writer::{ConfigFeed, WriterHandle};
+
+/// Maximum sleep between outbox scans, so a missed wake delays delivery by at most this.
+const IDLE_POLL: Duration = Duration::from_secs(30);
+
+/// Settings of the delivery worker.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Base of the page links in notifications, such as `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// Wait before the second attempt; it doubles with each failure up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Age after which a row that still fails is given up and marked failed.
+    pub max_age: Duration,
+    /// How long delivered and failed rows stay visible in the API.
+    pub keep_finished: Duration,
+    /// Requests in flight at once; a slow receiver occupies one of them.
+    pub max_in_flight: usize,
+}
+
+impl DeliveryOptions {
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into(),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            max_age: Duration::from_secs(24 * 3600),
+            keep_finished: Duration::from_secs(7 * 24 * 3600),
+            max_in_flight: 16,
+        }
+    }
+
+    /// Returns the wait after the `attempts`-th failed attempt: the base doubled per earlier
+    /// failure, capped, then scaled by a random factor in [0.5, 1] so receivers that come back
+    /// are not hit by every sender at once.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let doubling = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+        let wait = self
+            .backoff_base
+            .saturating_mul(doubling)
+            .min(self.backoff_max);
+        wait.mul_f64(0.5 + 0.5 * random_unit())
+    }
+}
+
+/// The running worker.
+#[derive(Debug)]
+pub struct DeliveryWorker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// A finished request.
+struct Sent {
+    id: u64,
+    created_at_ms: i64,
+    /// Attempts recorded before this one.
+    earlier_attempts: u32,
+    error: Option<String>,
+}
+
+struct Worker {
+    store: Arc<Store>,
+    writer: WriterHandle,
+    config: ConfigFeed,
+    options: DeliveryOptions,
+    metrics: Arc<DeliveryMetrics>,
+    clients: HashMap<u32, reqwest::Client>,
+    in_flight: HashSet<u64>,
+    requests: JoinSet<Sent>,
+}
+
+impl DeliveryWorker {
+    /// Starts the worker; `wake` is signalled by the writer after it commits new rows.
+    pub fn start(
+        store: Arc<Store>,
+        writer: WriterHandle,
+        config: ConfigFeed,
+        wake: Arc<Notify>,
+        options: DeliveryOptions,
+        metrics: Arc<DeliveryMetrics>,
+    ) -> Self {
+        let (stop, stopping) = watch::channel(false);
+        let worker = Worker {
+            store,
+            writer,
+            config,
+            options,
+            metrics,
+            clients: HashMap::new(),
+            in_flight: HashSet::new(),
+            requests: JoinSet::new(),
+        };
+        let task = tokio::spawn(worker.run(wake, stopping));
+        Self { stop, task }
+    }
+
+    /// Stops the worker. Requests in flight are dropped; their rows stay pending and are sent
+    /// again, with the same idempotency key, after the next start.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "delivery worker ended abnormally");
+        }
+    }
+}
+
+impl Worker {
+    async fn run(mut self, wake: Arc<Notify>, mut stopping: watch::Receiver<bool>) {
+        tracing::info!("delivery worker started");
+        loop {
+            let wait = self.send_due().await;
+            tokio::select! {
+                _ = stopping.changed() => break,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                Some(joined) = self.requests.join_next() => match joined {
+                    Ok(sent) => self.record(sent).await,
+                    Err(error) => tracing::error!(%error, "delivery request task failed"),
+                },
+            }
+        }
+        self.requests.abort_all();
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// Starts a request for each due row; returns how long to sleep until the next is due.
+    async fn send_due(&mut self) -> Duration {
+        let room = self
+            .options
+            .max_in_flight
+            .saturating_sub(self.in_flight.len());
+        let now = now_ms();
+        let store = self.store.clone();
+        let skip = self.in_flight.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            outbox::due(store.database(), now, room, &|id| skip.contains(&id))
+        })
+        .await;
+        let due = match found {
+            Ok(Ok(due)) => due,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "reading the outbox failed");
+                return IDLE_POLL;
+            }
+            Err(error) => {
+                tracing::error!(%error, "reading the outbox failed");
+                return IDLE_POLL;
+            }
+        };
+        for (id, record) in due.rows {
+            self.spawn_request(id, record);
+        }
+        due.next_due_ms.map_or(IDLE_POLL, |next| {
+            let ms = u64::try_from(next - now).unwrap_or(0);
+            Duration::from_millis(ms).min(IDLE_POLL)
+        })
+    }
+
+    fn spawn_request(&mut self, id: u64, record: OutboxRecord) {
+        self.in_flight.insert(id);
+        let notifier = self
+            .config
+            .borrow()
+            .notifiers
+            .get(&record.notifier)
+            .cloned();
+        let client = notifier.as_ref().map(|n| self.client(n.timeout_secs));
+        let public_url = self.options.public_url.clone();
+        self.requests.spawn(async move {
+            let result = match (notifier, client) {
+                (Some(notifier), Some(Ok(client))) => {
+                    send(&client, &notifier, &record, &public_url).await
+                }
+                (Some(_), Some(Err(error))) => Err(error.to_string()),
+                _ => Err(format!(
+                    "notifier {:?} is no longer configured",
+                    record.notifier
+                )),
+            };
+            Sent {
+                id,
+                created_at_ms: record.created_at_ms,
+                earlier_attempts: record.attempts,
+                error: result.err(),
+            }
+        });
+    }
+
+    fn client(&mut self, timeout_secs: u32) -> Result<reqwest::Client, http_client::ClientError> {
+        if let Some(client) = self.clients.get(&timeout_secs) {
+            return Ok(client.clone());
+        }
+        let client = http_client::client(Duration::from_secs(u64::from(timeout_secs)))?;
+        self.clients.insert(timeout_secs, client.clone());
+        Ok(client)
+    }
+
+    /// Reports a finished request to the writer, deciding between retry and giving up.
+    async fn record(&mut self, sent: Sent) {
+        self.metrics.attempts.fetch_add(1, Ordering::Relaxed);
+        let Sent { id, error, .. } = sent;
+        let at_ms = now_ms();
+        let retry_at_ms = error
+            .as_ref()
+            .and_then(|_| self.retry_at(sent.created_at_ms, sent.earlier_attempts + 1, at_ms));
+        let attempt = Attempt {
+            id,
+            at_ms,
+            error,
+            retry_at_ms,
+        };
+        let prune_before_ms = at_ms - millis(self.options.keep_finished);
+        match self
+            .writer
+            .record_delivery(attempt.clone(), prune_before_ms)
+            .await
+        {
+            Ok(Some(state)) => self.count(&attempt, state),
+            Ok(None) => {}
+            // The row stays pending as it was, so it is sent again with the same key.
+            Err(error) => {
+                tracing::error!(outbox_id = id, %error, "recording a delivery attempt failed")
+            }
+        }
+        self.in_flight.remove(&id);
+    }
+
+    /// Returns when to try again after `attempts` failures, or `None` once the row is older
+    /// than the maximum age.
+    fn retry_at(&self, created_at_ms: i64, attempts: u32, now_ms: i64) -> Option<i64> {
+        if now_ms - created_at_ms >= millis(self.options.max_age) {
+            return None;
+        }
+        Some(now_ms + millis(self.options.backoff(attempts)))
+    }
+
+    fn count(&self, attempt: &Attempt, state: DeliveryState) {
+        match state {
+            DeliveryState::Delivered => {
+                self.metrics.delivered.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(outbox_id = attempt.id, "notification delivered");
+            }
+            DeliveryState::Failed => {
+                self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    outbox_id = attempt.id,
+                    error = attempt.error.as_deref().unwrap_or(""),
+                    "notification given up after the maximum age"
+                );
+            }
+            DeliveryState::Pending => {
+                tracing::warn!(
+                    outbox_id = attempt.id,
+                    error = attempt.error.as_deref().unwrap_or(""),
+                    "notification delivery failed; will retry"
+                );
+            }
+        }
+    }
+}
+
+/// Sends one row to its notifier; any status outside 2xx is a failure.
+async fn send(
+    client: &reqwest::Client,
+    notifier: &Notifier,
+    record: &OutboxRecord,
+    public_url: &str,
+) -> Result<(), String> {
+    let mut notification: Notification = serde_json::from_str(&record.payload)
+        .map_err(|e| format!("stored notification does not decode: {e}"))?;
+    notification.link = Some(field_link(public_url, &notification));
+    let body = match notifier.format {
+        NotifierFormat::Json => serde_json::to_vec(&notification),
+        NotifierFormat::Slack => serde_json::to_vec(&notification.slack_body()),
+    }
+    .expect("a notification serializes to JSON");
+    let mut request = client
+        .post(notifier.url.expose())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", &record.idempotency_key);
+    for (name, value) in &notifier.headers {
+        request = request.header(name, value.expose());
+    }
+    // The URL may embed a token, so it is left out of the error.
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered HTTP {}", status.as_u16()))
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemClock.now().as_millis()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Returns a random number in [0, 1) from the standard library's per-process hash keys.
+fn random_unit() -> f64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_ms() as u64);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

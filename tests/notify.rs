@@ -1,0 +1,487 @@
+//! Notifications end to end: the real server from `run()` on 127.0.0.1:0 with a temporary data
+//! directory delivers to a webhook receiver the test starts on 127.0.0.1:0.
+
+mod support;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anomalyd::config::{
+    ConfigSnapshot, Notifier, NotifierFilters, NotifierFormat, Secret, Source, System,
+};
+use anomalyd::engine::AssignmentSettings;
+use anomalyd::server::ServeOptions;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value as Json;
+use support::{LATENCY_FIELD, TestServer, latency, within};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// One request the receiver got.
+#[derive(Debug)]
+struct Received {
+    idempotency_key: String,
+    authorization: Option<String>,
+    body: Json,
+}
+
+/// A webhook receiver that responds with queued statuses (200 once the queue is empty) after
+/// an optional delay, and reports each request when it arrives.
+struct Receiver {
+    addr: SocketAddr,
+    statuses: Arc<Mutex<VecDeque<u16>>>,
+    requests: mpsc::UnboundedReceiver<Received>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(listener, delay)
+    }
+
+    fn serve(listener: TcpListener, delay: Duration) -> Self {
+        let addr = listener.local_addr().expect("local addr");
+        let statuses = Arc::new(Mutex::new(VecDeque::new()));
+        let (sender, requests) = mpsc::unbounded_channel();
+        let queued = statuses.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (queued, sender) = (queued.clone(), sender.clone());
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (queued, sender) = (queued.clone(), sender.clone());
+                    async move {
+                        let key = header(&req, "idempotency-key").unwrap_or_default();
+                        let authorization = header(&req, "authorization");
+                        let body = req.into_body().collect().await.expect("body").to_bytes();
+                        let body = serde_json::from_slice(&body).expect("JSON body");
+                        let _ = sender.send(Received {
+                            idempotency_key: key,
+                            authorization,
+                            body,
+                        });
+                        tokio::time::sleep(delay).await;
+                        let status = queued.lock().expect("lock").pop_front().unwrap_or(200);
+                        let mut response = http::Response::new(Full::new(Bytes::new()));
+                        *response.status_mut() =
+                            http::StatusCode::from_u16(status).expect("status");
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        Self {
+            addr,
+            statuses,
+            requests,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    async fn next(&mut self) -> Received {
+        within(self.requests.recv()).await.expect("receiver open")
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+fn header(req: &http::Request<hyper::body::Incoming>, name: &str) -> Option<String> {
+    let value = req.headers().get(name)?.to_str().ok()?;
+    Some(value.to_owned())
+}
+
+fn notifier(name: &str, url: &str, format: NotifierFormat) -> Notifier {
+    let mut headers = BTreeMap::new();
+    headers.insert("Authorization".to_owned(), Secret::new("Bearer test-token"));
+    Notifier {
+        name: name.to_owned(),
+        url: Secret::new(url),
+        headers,
+        timeout_secs: 30,
+        format,
+        filters: NotifierFilters::default(),
+        source: Source::Api,
+    }
+}
+
+fn config_with(notifiers: Vec<Notifier>) -> ConfigSnapshot {
+    let mut config = ConfigSnapshot::default();
+    for n in notifiers {
+        config.notifiers.insert(n.name.clone(), n);
+    }
+    config
+}
+
+/// Adds a system whose assignment of healthcheck `web` sets `notify: false`.
+fn with_notify_off(mut config: ConfigSnapshot, system: &str) -> ConfigSnapshot {
+    let mut anomaly = BTreeMap::new();
+    let settings = AssignmentSettings {
+        notify: Some(false),
+        ..Default::default()
+    };
+    anomaly.insert("web".to_owned(), settings);
+    let system = System {
+        name: system.to_owned(),
+        title: None,
+        description: None,
+        healthchecks: vec!["web".to_owned()],
+        anomaly,
+        healthcheck_options: BTreeMap::new(),
+        source: Source::Api,
+    };
+    config.systems.insert(system.name.clone(), system);
+    config
+}
+
+fn fast_retries(options: &mut ServeOptions, config: &ConfigSnapshot) {
+    let (sender, receiver) = watch::channel(Arc::new(config.clone()));
+    // The receiver keeps the last value once the sender is gone.
+    drop(sender);
+    options.config = Some(receiver);
+    options.probes = false;
+    options.delivery.backoff_base = Duration::from_millis(50);
+    options.delivery.backoff_max = Duration::from_millis(200);
+    options.delivery.public_url = "http://anomalyd.test".to_owned();
+}
+
+async fn start(dir: std::path::PathBuf, config: &ConfigSnapshot) -> TestServer {
+    TestServer::start_with(dir, |options| fast_retries(options, config)).await
+}
+
+async fn post(server: &TestServer, body: &str) {
+    let reply = server.post_ndjson(body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// Learns a baseline around 103 ms for `system`, then confirms a spike (window 3).
+async fn confirm_spike(server: &TestServer, system: &str) {
+    let baseline: Vec<String> = (0..24)
+        .map(|i| latency(system, i, 100.0 + f64::from(i % 5) * 2.0))
+        .collect();
+    post(server, &baseline.join("\n")).await;
+    for minute in 30..33 {
+        post(server, &latency(system, minute, 1000.0)).await;
+    }
+}
+
+async fn recover(server: &TestServer, system: &str) {
+    post(server, &latency(system, 33, 104.0)).await;
+}
+
+async fn deliveries(server: &TestServer, query: &str) -> Vec<Json> {
+    let reply = server.get(&format!("/api/v1/deliveries{query}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["deliveries"]
+        .as_array()
+        .expect("deliveries array")
+        .clone()
+}
+
+/// Polls the deliveries API until `count` rows are delivered.
+async fn wait_delivered(server: &TestServer, count: usize) -> Vec<Json> {
+    within(async {
+        loop {
+            let rows = deliveries(server, "?state=delivered").await;
+            if rows.len() >= count {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn confirmed_and_recovered_deliver_once_each() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let confirmed = receiver.next().await;
+    let body = &confirmed.body;
+    assert_eq!(body["transition"], "confirmed");
+    assert_eq!(body["importance"], "warning");
+    assert_eq!(body["system"], "shop");
+    assert_eq!(body["healthcheck"], "web");
+    assert_eq!(body["environment"], Json::Null);
+    assert_eq!(body["field"], LATENCY_FIELD);
+    assert_eq!(body["kind"], "spike");
+    assert_eq!(body["state"], "anomaly");
+    assert_eq!(body["direction"], "above");
+    assert_eq!(body["observedValue"], "1000");
+    assert!(
+        body["baseline"]["mean"]
+            .as_f64()
+            .is_some_and(|m| (m - 104.0).abs() < 2.0)
+    );
+    assert!(
+        body["baseline"]["stdDev"]
+            .as_f64()
+            .is_some_and(|sd| sd > 0.0)
+    );
+    assert!(body["deviation"].as_f64().is_some_and(|d| d > 3.0));
+    assert_eq!(body["deviationUnbounded"], false);
+    assert!(
+        body["band"]["upper"]
+            .as_f64()
+            .is_some_and(|u| u > 104.0 && u < 1000.0)
+    );
+    assert_eq!(body["rule"]["confirmationWindow"], 3);
+    let (mean, sd) = (
+        body["baseline"]["mean"].as_f64(),
+        body["baseline"]["stdDev"].as_f64(),
+    );
+    let sensitivity = body["rule"]["sensitivity"].as_f64().expect("sensitivity");
+    let expected_upper = mean.zip(sd).map(|(m, s)| m + 3.0 * s * sensitivity);
+    let upper = body["band"]["upper"].as_f64().expect("upper trigger");
+    let expected_upper = expected_upper.expect("baseline mean and standard deviation");
+    assert!(
+        (upper - expected_upper).abs() < 1e-9,
+        "{upper} != {expected_upper}"
+    );
+    assert_eq!(body["rule"]["direction"], "lower-is-better");
+    assert!(body["startedAt"].is_string());
+    assert!(body["confirmedAt"].is_string());
+    assert_eq!(body["recoveredAt"], Json::Null);
+    let link = format!(
+        "http://anomalyd.test/#/field?system=shop&healthcheck=web&field={}",
+        LATENCY_FIELD
+    );
+    assert_eq!(body["link"], link.as_str());
+    let id = body["anomalyId"].as_u64().expect("anomaly id");
+    let key = format!("anomalyd-{id}-confirmed");
+    assert_eq!(body["idempotencyKey"], key.as_str());
+    assert_eq!(confirmed.idempotency_key, key);
+    assert_eq!(
+        confirmed.authorization.as_deref(),
+        Some("Bearer test-token")
+    );
+
+    recover(&server, "shop").await;
+    let recovered = receiver.next().await;
+    assert_eq!(recovered.body["transition"], "recovered");
+    assert_eq!(recovered.body["importance"], "info");
+    assert_eq!(recovered.body["state"], "recovered");
+    assert!(recovered.body["recoveredAt"].is_string());
+    assert_eq!(
+        recovered.idempotency_key,
+        format!("anomalyd-{id}-recovered")
+    );
+
+    let delivered = wait_delivered(&server, 2).await;
+    assert_eq!(delivered.len(), 2);
+    for row in &delivered {
+        assert_eq!(row["attempts"], 1);
+        assert_eq!(row["notifier"], "ops");
+    }
+    assert!(
+        receiver.requests.try_recv().is_err(),
+        "a notification was sent twice"
+    );
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn receiver_errors_are_retried() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver.statuses.lock().expect("lock").extend([500, 500]);
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.push(receiver.next().await.idempotency_key);
+    }
+    let delivered = wait_delivered(&server, 1).await;
+    assert_eq!(delivered[0]["attempts"], 3);
+    assert_eq!(delivered[0]["state"], "delivered");
+    assert!(keys.iter().all(|k| *k == keys[0]), "keys differ: {keys:?}");
+    assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn pending_survives_restart_while_receiver_down() {
+    // Reserve an address, then close it so every attempt is refused.
+    let placeholder = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = placeholder.local_addr().expect("local addr");
+    drop(placeholder);
+    let url = format!("http://{addr}/hook");
+    let config = config_with(vec![notifier("ops", &url, NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let failed_once = within(async {
+        loop {
+            let rows = deliveries(&server, "?state=pending").await;
+            if rows
+                .first()
+                .is_some_and(|r| r["attempts"].as_u64() >= Some(1))
+            {
+                return rows[0].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(failed_once["lastError"].is_string());
+    server.stop().await;
+
+    let server = start(temp.path().to_path_buf(), &config).await;
+    let listener = TcpListener::bind(addr)
+        .await
+        .expect("rebind the receiver address");
+    let mut receiver = Receiver::serve(listener, Duration::ZERO);
+    let received = receiver.next().await;
+    assert_eq!(received.idempotency_key, failed_once["idempotencyKey"]);
+    let delivered = wait_delivered(&server, 1).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0]["idempotencyKey"],
+        failed_once["idempotencyKey"]
+    );
+    assert!(delivered[0]["attempts"].as_u64() >= Some(2));
+    assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn slow_receiver_does_not_hold_ingest() {
+    let mut receiver = Receiver::start(Duration::from_secs(10)).await;
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    // The receiver keeps this request open for 10 s.
+    receiver.next().await;
+    let started = Instant::now();
+    for minute in 40..60 {
+        post(&server, &latency("other", minute, 100.0)).await;
+    }
+    let ingest = started.elapsed();
+    let pending = deliveries(&server, "?state=pending").await;
+    assert_eq!(
+        pending.len(),
+        1,
+        "the slow delivery should still be in flight"
+    );
+    assert!(
+        ingest < Duration::from_secs(5),
+        "20 ingest requests took {ingest:?} while a delivery was in flight"
+    );
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn mutes_and_notify_off_deliver_nothing() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let config = with_notify_off(config, "quiet");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    let field_mute = format!(r#"{{"system":"shop","field":"{LATENCY_FIELD}"}}"#);
+    assert_eq!(server.post("/api/v1/mutes", &field_mute).await.status, 200);
+    assert_eq!(
+        server
+            .post("/api/v1/mutes", r#"{"system":"shed"}"#)
+            .await
+            .status,
+        200
+    );
+    let mutes = server.get("/api/v1/mutes").await.json();
+    assert_eq!(mutes["mutes"].as_array().map(Vec::len), Some(2));
+
+    for system in ["shop", "shed", "quiet"] {
+        confirm_spike(&server, system).await;
+        recover(&server, system).await;
+    }
+    // Outbox rows are written with the state change, so the ingest replies settle this.
+    assert!(deliveries(&server, "").await.is_empty());
+    let anomalies = server.get("/api/v1/anomalies?state=recovered").await.json();
+    assert_eq!(anomalies["anomalies"].as_array().map(Vec::len), Some(3));
+
+    // A system that is not muted still notifies, and it is the only request.
+    confirm_spike(&server, "open").await;
+    assert_eq!(receiver.next().await.body["system"], "open");
+    wait_delivered(&server, 1).await;
+    assert!(receiver.requests.try_recv().is_err());
+
+    // Lifting the mute by query restores delivery for the field.
+    let path = format!("/api/v1/mutes?system=shop&field={LATENCY_FIELD}");
+    let reply = within(support::request(server.addr, "DELETE", &path, &[], b""))
+        .await
+        .expect("DELETE");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["removed"], true);
+    let mutes = server.get("/api/v1/mutes").await.json();
+    assert_eq!(mutes["mutes"][0]["system"], "shed");
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn slack_format_sends_text() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    let config = config_with(vec![notifier(
+        "chat",
+        &receiver.url(),
+        NotifierFormat::Slack,
+    )]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let received = receiver.next().await;
+    let text = received.body["text"].as_str().expect("text").to_owned();
+    assert!(text.starts_with("[warning] shop/web "), "{text}");
+    assert!(
+        text.contains("spike confirmed: 1000 above baseline"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<http://anomalyd.test/#/field?system=shop"),
+        "{text}"
+    );
+    assert_eq!(received.body.as_object().map(|o| o.len()), Some(1));
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn deliveries_reject_unknown_state() {
+    let server = TestServer::start().await;
+    let reply = server.get("/api/v1/deliveries?state=lost").await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.text().contains("pending, delivered or failed"));
+    let reply = server.post("/api/v1/mutes", r#"{"field":"x"}"#).await;
+    assert_eq!(reply.status, 400);
+    server.stop().await;
+}
