@@ -485,3 +485,41 @@ async fn deliveries_reject_unknown_state() {
     assert_eq!(reply.status, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn slow_notifier_does_not_block_others() {
+    let mut slow = Receiver::start(Duration::from_secs(60)).await;
+    let mut fast = Receiver::start(Duration::ZERO).await;
+    let config = config_with(vec![
+        notifier("slow", &slow.url(), NotifierFormat::Json),
+        notifier("fast", &fast.url(), NotifierFormat::Json),
+    ]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    let systems = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    for system in systems {
+        confirm_spike(&server, system).await;
+    }
+    let mut delivered_to_fast = Vec::new();
+    for _ in systems {
+        let received = fast.next().await;
+        delivered_to_fast.push(received.body["system"].as_str().map(str::to_owned));
+    }
+    assert_eq!(delivered_to_fast.len(), systems.len());
+    // The slow receiver gets at most 4 requests at once; the rest wait in the outbox.
+    for _ in 0..4 {
+        slow.next().await;
+    }
+    let rows = wait_delivered(&server, systems.len()).await;
+    assert!(rows.iter().all(|r| r["notifier"] == "fast"));
+    let pending = deliveries(&server, "?state=pending&notifier=slow").await;
+    assert_eq!(pending.len(), systems.len());
+    assert!(
+        slow.requests.try_recv().is_err(),
+        "more than 4 requests to one notifier"
+    );
+    server.stop().await;
+    slow.stop();
+    fast.stop();
+}

@@ -1,7 +1,7 @@
 //! The delivery worker: a tokio task that sends due outbox rows, each in its own request, and
 //! reports every attempt to the writer thread. It keeps no transaction open while a request is in flight.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,8 +34,10 @@ pub struct DeliveryOptions {
     pub max_age: Duration,
     /// How long delivered and failed rows stay visible in the API.
     pub keep_finished: Duration,
-    /// Requests in flight at once; a slow receiver occupies one of them.
+    /// Requests in flight at once, over all notifiers.
     pub max_in_flight: usize,
+    /// Requests in flight at once to one notifier, so a slow receiver cannot take every slot.
+    pub max_in_flight_per_notifier: usize,
 }
 
 impl DeliveryOptions {
@@ -47,6 +49,7 @@ impl DeliveryOptions {
             max_age: Duration::from_secs(24 * 3600),
             keep_finished: Duration::from_secs(7 * 24 * 3600),
             max_in_flight: 16,
+            max_in_flight_per_notifier: 4,
         }
     }
 
@@ -86,7 +89,8 @@ struct Worker {
     options: DeliveryOptions,
     metrics: Arc<DeliveryMetrics>,
     clients: HashMap<u32, reqwest::Client>,
-    in_flight: HashSet<u64>,
+    /// Rows being sent, with their notifier.
+    in_flight: HashMap<u64, String>,
     requests: JoinSet<Sent>,
 }
 
@@ -108,7 +112,7 @@ impl DeliveryWorker {
             options,
             metrics,
             clients: HashMap::new(),
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
             requests: JoinSet::new(),
         };
         let task = tokio::spawn(worker.run(wake, stopping));
@@ -152,9 +156,9 @@ impl Worker {
             .saturating_sub(self.in_flight.len());
         let now = now_ms();
         let store = self.store.clone();
-        let skip = self.in_flight.clone();
+        let mut choose = self.chooser();
         let found = tokio::task::spawn_blocking(move || {
-            outbox::due(store.database(), now, room, &|id| skip.contains(&id))
+            outbox::due(store.database(), now, room, &mut choose)
         })
         .await;
         let due = match found {
@@ -177,8 +181,30 @@ impl Worker {
         })
     }
 
+    /// Returns a filter that leaves out rows in flight and rows whose notifier has all its
+    /// request slots taken.
+    fn chooser(&self) -> impl FnMut(u64, &OutboxRecord) -> bool + Send + 'static {
+        let in_flight = self.in_flight.clone();
+        let per_notifier = self.options.max_in_flight_per_notifier;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for notifier in in_flight.values() {
+            *counts.entry(notifier.clone()).or_default() += 1;
+        }
+        move |id, record| {
+            if in_flight.contains_key(&id) {
+                return false;
+            }
+            let count = counts.entry(record.notifier.clone()).or_default();
+            if *count >= per_notifier {
+                return false;
+            }
+            *count += 1;
+            true
+        }
+    }
+
     fn spawn_request(&mut self, id: u64, record: OutboxRecord) {
-        self.in_flight.insert(id);
+        self.in_flight.insert(id, record.notifier.clone());
         let notifier = self
             .config
             .borrow()
