@@ -71,7 +71,7 @@ async fn hanging_receiver() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// Starts a receiver that answers 200 at once.
+/// Starts a receiver that responds with 200 at once.
 async fn accepting_receiver() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -476,13 +476,17 @@ async fn slack_format_sends_text() {
 }
 
 #[tokio::test]
-async fn deliveries_reject_unknown_state() {
+async fn invalid_queries_and_mutes_rejected() {
     let server = TestServer::start().await;
     let reply = server.get("/api/v1/deliveries?state=lost").await;
     assert_eq!(reply.status, 400);
     assert!(reply.text().contains("pending, delivered or failed"));
     let reply = server.post("/api/v1/mutes", r#"{"field":"x"}"#).await;
     assert_eq!(reply.status, 400);
+    let bare = r#"{"system":"shop","field":"responseTimeMs"}"#;
+    let reply = server.post("/api/v1/mutes", bare).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.text().contains("collectors.<collector id>.<field>"));
     server.stop().await;
 }
 

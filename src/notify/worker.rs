@@ -73,6 +73,16 @@ pub struct DeliveryWorker {
     task: JoinHandle<()>,
 }
 
+/// Wait before a row whose attempt could not be recorded is sent again.
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
+/// What a task of the worker's set finished with.
+enum Finished {
+    Request(Sent),
+    /// The cool-down after a failed record is over, so the row may be sent again.
+    Cooldown(u64),
+}
+
 /// A finished request.
 struct Sent {
     id: u64,
@@ -91,7 +101,7 @@ struct Worker {
     clients: HashMap<u32, reqwest::Client>,
     /// Rows being sent, with their notifier.
     in_flight: HashMap<u64, String>,
-    requests: JoinSet<Sent>,
+    requests: JoinSet<Finished>,
 }
 
 impl DeliveryWorker {
@@ -139,7 +149,10 @@ impl Worker {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 Some(joined) = self.requests.join_next() => match joined {
-                    Ok(sent) => self.record(sent).await,
+                    Ok(Finished::Request(sent)) => self.record(sent).await,
+                    Ok(Finished::Cooldown(id)) => {
+                        self.in_flight.remove(&id);
+                    }
                     Err(error) => tracing::error!(%error, "delivery request task failed"),
                 },
             }
@@ -224,12 +237,12 @@ impl Worker {
                     record.notifier
                 )),
             };
-            Sent {
+            Finished::Request(Sent {
                 id,
                 created_at_ms: record.created_at_ms,
                 earlier_attempts: record.attempts,
                 error: result.err(),
-            }
+            })
         });
     }
 
@@ -264,9 +277,15 @@ impl Worker {
         {
             Ok(Some(state)) => self.count(&attempt, state),
             Ok(None) => {}
-            // The row stays pending as it was, so it is sent again with the same key.
             Err(error) => {
-                tracing::error!(outbox_id = id, %error, "recording a delivery attempt failed")
+                // The row stays pending as it was and is sent again, with the same key, after a
+                // cool-down so a failing writer is not met with a stream of requests.
+                tracing::error!(outbox_id = id, %error, "recording a delivery attempt failed");
+                self.requests.spawn(async move {
+                    tokio::time::sleep(RECORD_RETRY).await;
+                    Finished::Cooldown(id)
+                });
+                return;
             }
         }
         self.in_flight.remove(&id);
