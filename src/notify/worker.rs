@@ -76,7 +76,7 @@ pub struct DeliveryWorker {
 /// Wait before a row whose attempt could not be recorded is sent again.
 const RECORD_RETRY: Duration = Duration::from_secs(5);
 
-/// What a task of the worker's set finished with.
+/// The result of one task in the worker's set.
 enum Finished {
     Request(Sent),
     /// The cool-down after a failed record is over, so the row may be sent again.
