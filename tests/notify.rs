@@ -527,3 +527,52 @@ async fn slow_notifier_does_not_block_others() {
     slow.stop();
     fast.stop();
 }
+
+#[tokio::test]
+async fn yaml_notifier_delivers_with_secrets() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    let folder = tempfile::tempdir().expect("config dir");
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    std::fs::write(secrets.path().join("HOOK_URL"), receiver.url()).expect("write secret");
+    std::fs::write(secrets.path().join("HOOK_TOKEN"), "Bearer from-secret\n").expect("write");
+    let yaml = concat!(
+        "apiVersion: anomalyd.dev/v1\n",
+        "kind: Notifier\n",
+        "metadata:\n",
+        "  name: ops\n",
+        "spec:\n",
+        "  url: \"${{ secrets.HOOK_URL }}\"\n",
+        "  headers:\n",
+        "    Authorization: \"${{ secrets.HOOK_TOKEN }}\"\n",
+        "  format: slack\n",
+        "  filters:\n",
+        "    kinds: [spike]\n",
+        "    minImportance: warning\n",
+    );
+    std::fs::write(folder.path().join("notifier.yaml"), yaml).expect("write yaml");
+    let data = tempfile::tempdir().expect("data dir");
+    let (config_dir, secrets_dir) = (folder.path().to_path_buf(), secrets.path().to_path_buf());
+    let server = TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config_dir = Some(config_dir);
+        options.secrets_dir = Some(secrets_dir);
+        options.probes = false;
+    })
+    .await;
+
+    confirm_spike(&server, "shop").await;
+    let received = receiver.next().await;
+    assert_eq!(
+        received.authorization.as_deref(),
+        Some("Bearer from-secret")
+    );
+    let text = received.body["text"].as_str().expect("slack text");
+    assert!(text.starts_with("[warning] shop/web"), "{text}");
+
+    // minImportance warning leaves the recovery out, so no row is written for it.
+    recover(&server, "shop").await;
+    let rows = deliveries(&server, "").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["notifier"], "ops");
+    server.stop().await;
+    receiver.stop();
+}
