@@ -17,7 +17,7 @@ use common::{HOUR_MS, config, ramp, result};
 use support::within;
 use tokio::sync::watch;
 
-/// A notifier that receives drift only. No delivery worker runs here, so its url is never
+/// Builds a notifier that receives drift only. No delivery worker runs here, so its url is never
 /// requested.
 fn drift_only_notifier() -> Notifier {
     Notifier {
@@ -51,7 +51,7 @@ async fn confirmed_drift_writes_outbox_row() {
     let writer = writer::start(store.clone(), feed, Arc::new(EventHub::default())).expect("writer");
     let handle = writer.handle();
 
-    // Each hour holds a steep ramp; with a one-hour window the run after it sees it as drift.
+    // Each hour contains a steep ramp. With a one-hour window the run after it sees it as drift.
     for hour in 0..2 {
         let results = ramp(100, 100.0, 1.5)
             .into_iter()
