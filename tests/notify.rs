@@ -576,3 +576,36 @@ async fn yaml_notifier_delivers_with_secrets() {
     server.stop().await;
     receiver.stop();
 }
+
+#[tokio::test]
+async fn gives_up_after_max_age() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver.statuses.lock().expect("lock").extend([503; 1000]);
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_with(temp.path().to_path_buf(), |options| {
+        fast_retries(options, &config);
+        options.delivery.max_age = Duration::from_millis(300);
+    })
+    .await;
+
+    confirm_spike(&server, "shop").await;
+    receiver.next().await;
+    let failed = within(async {
+        loop {
+            let rows = deliveries(&server, "?state=failed").await;
+            if let Some(row) = rows.first() {
+                return row.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(failed["attempts"].as_u64() >= Some(2), "{failed}");
+    assert_eq!(failed["lastError"], "receiver responded with HTTP 503");
+    assert_eq!(failed["nextAttemptAt"], Json::Null);
+    assert!(failed["finishedAt"].is_string());
+    assert!(deliveries(&server, "?state=pending").await.is_empty());
+    server.stop().await;
+    receiver.stop();
+}

@@ -357,7 +357,7 @@ async fn send(
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("receiver answered HTTP {}", status.as_u16()))
+        Err(format!("receiver responded with HTTP {}", status.as_u16()))
     }
 }
 
