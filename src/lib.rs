@@ -19,6 +19,8 @@
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
 //! - [`probes`]: the built-in HTTP, TCP and command probes and their schedule.
 //! - [`http_client`]: the outbound HTTP client settings shared by probes and notifiers.
+//! - [`systemd`]: READY, STOPPING, the status line and health-checked watchdog pings.
+//! - [`metrics`]: the Prometheus text exposition of `GET /metrics`.
 //! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
 
 pub mod analyzer;
@@ -31,6 +33,7 @@ pub mod gitops;
 pub mod http;
 pub mod http_client;
 pub mod ingest;
+pub mod metrics;
 pub mod notify;
 pub mod probes;
 pub mod replay;
@@ -38,5 +41,6 @@ pub mod retention;
 pub mod series;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod views;
 pub mod writer;

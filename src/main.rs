@@ -7,15 +7,27 @@ use std::process::ExitCode;
 use anomalyd::gitops::{self, Limits, SecretSource, Severity};
 use anomalyd::server::{self, ServeOptions};
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 /// Learns per-field baselines of health-check results and reports anomalies.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log line format on stderr. `text` leaves out timestamps when run by systemd, whose
+    /// journal adds its own.
+    #[arg(long, global = true, env = "ANOMALYD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +72,7 @@ enum Command {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    let log_format = cli.log_format;
     match cli.command {
         Command::Serve {
             data_dir,
@@ -69,7 +82,8 @@ fn main() -> anyhow::Result<ExitCode> {
             public_url,
             delivery_max_age,
         } => {
-            init_logging("info,tokio_cron_scheduler=warn");
+            init_logging(log_format, "info,tokio_cron_scheduler=warn");
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "anomalyd starting");
             let mut options = ServeOptions::new(data_dir);
             options.config_dir = config_dir;
             options.secrets_dir = secrets_dir;
@@ -84,7 +98,7 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => {
-            init_logging("warn");
+            init_logging(log_format, "warn");
             anomalyd::replay::run(&args, &mut std::io::stderr().lock())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -135,12 +149,19 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
     })
 }
 
-/// Logs to stderr; `RUST_LOG` overrides `default_filter`.
-fn init_logging(default_filter: &str) {
+/// Logs to stderr; `RUST_LOG` overrides `default_filter`. Under systemd (`JOURNAL_STREAM` or
+/// `INVOCATION_ID` set) text lines carry no timestamp, since the journal records one.
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    let under_systemd =
+        std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text if under_systemd => builder.without_time().init(),
+        LogFormat::Text => builder.init(),
+    }
 }

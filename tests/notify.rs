@@ -319,6 +319,12 @@ async fn receiver_errors_are_retried() {
     assert_eq!(delivered[0]["state"], "delivered");
     assert!(keys.iter().all(|k| *k == keys[0]), "keys differ: {keys:?}");
     assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
+    let metrics = server.get("/metrics").await.text();
+    assert!(metrics.contains("anomalyd_outbox_depth 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("anomalyd_delivery_failures_total 2\n"),
+        "{metrics}"
+    );
     server.stop().await;
     receiver.stop();
 }

@@ -5,6 +5,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anomalyd::config::ConfigSnapshot;
 use anomalyd::events::EventHub;
@@ -53,6 +54,49 @@ async fn full_queue_rejects_as_busy() {
     }
     assert_eq!(busy, 50, "jobs rejected as busy");
     assert!(done >= QUEUE_JOBS, "{done} committed");
+
+    drop(handle);
+    within(tokio::task::spawn_blocking(move || writer.stop().join()))
+        .await
+        .expect("join")
+        .expect("writer thread");
+}
+
+/// The watchdog pings systemd only while the writer looks alive: a writer stuck in a write
+/// transaction neither replies to heartbeats nor counts as alive, and recovers once unblocked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_writer_stops_looking_alive() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    let writer =
+        writer::start(store.clone(), config, Arc::new(EventHub::default())).expect("writer");
+    let handle = writer.handle();
+    within(handle.ping()).await.expect("first heartbeat");
+    assert!(handle.stats().since_alive() < Duration::from_secs(1));
+
+    let blocker = store
+        .database()
+        .begin_write()
+        .expect("blocking transaction");
+    let stuck = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.ingest(Vec::new()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let heartbeat = tokio::time::timeout(Duration::from_millis(200), handle.ping()).await;
+    assert!(
+        heartbeat.is_err(),
+        "a blocked writer replied to a heartbeat"
+    );
+    assert!(handle.stats().since_alive() >= Duration::from_millis(500));
+
+    blocker.abort().expect("abort");
+    within(stuck).await.expect("task").expect("ingest");
+    within(handle.ping())
+        .await
+        .expect("heartbeat after unblocking");
+    assert!(handle.stats().since_alive() < Duration::from_millis(300));
 
     drop(handle);
     within(tokio::task::spawn_blocking(move || writer.stop().join()))

@@ -59,6 +59,7 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
     let method = req.method().clone();
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(text_response(StatusCode::OK, "ok\n")),
+        (&Method::GET, ["metrics"]) => metrics(state).await,
         (&Method::POST, ["api", "v1", "results"]) => results::post(req, state).await,
         (&Method::GET, ["api", "v1", "anomalies"]) => reads::anomalies(req, state).await,
         (&Method::GET, ["api", "v1", "anomalies", id]) => {
@@ -82,6 +83,7 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (
             _,
             ["healthz"]
+            | ["metrics"]
             | [
                 "api",
                 "v1",
@@ -103,6 +105,36 @@ fn gitops_status(state: &AppState) -> Result<Response, ApiError> {
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)).boxed())
+        .expect("a response with a valid status and header builds"))
+}
+
+/// Serves the Prometheus exposition.
+async fn metrics(state: &AppState) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let (totals, outbox_depth) = blocking(move || {
+        let totals = crate::store::read::totals(store.database())?;
+        let depth = crate::notify::pending_count(store.database())?;
+        Ok((totals, depth))
+    })
+    .await?;
+    let gitops_errors = state.gitops.as_ref().map(|reconciler| {
+        let documents = reconciler.status();
+        documents
+            .iter()
+            .filter(|d| d.state == crate::gitops::DocumentState::Error)
+            .count() as u64
+    });
+    let scrape = crate::metrics::Scrape {
+        writer: state.writer.stats().snapshot(),
+        totals,
+        gitops_errors,
+        outbox: crate::metrics::outbox(outbox_depth, &state.deliveries),
+        process: crate::metrics::Process::read(),
+    };
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+        .body(Full::new(Bytes::from(crate::metrics::render(&scrape))).boxed())
         .expect("a response with a valid status and header builds"))
 }
 

@@ -123,7 +123,12 @@ impl ScriptProbe {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            // Only the service itself talks to systemd; a script must not send it READY or
+            // watchdog pings.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }

@@ -30,6 +30,8 @@ use probes::RunningProbes;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Maximum wait for the first rescan of the config folder before reporting ready anyway.
+const FIRST_RESCAN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Settings of one server run.
 #[derive(Debug, Clone)]
@@ -94,6 +96,7 @@ pub async fn run(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    crate::metrics::note_start();
     let addr = listener.local_addr().map_err(ServeError::Listener)?;
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
@@ -133,6 +136,10 @@ pub async fn run(
 
     let (stop, stopping) = watch::channel(false);
     let gitops = watching.as_ref().map(|w| w.reconciler().clone());
+    if let Some(watching) = &watching {
+        first_rescan(watching).await;
+    }
+    let supervisor = crate::systemd::supervise(writer.handle(), store.clone());
     let state = AppState {
         store,
         writer: writer.handle(),
@@ -142,7 +149,17 @@ pub async fn run(
         deliveries,
         stopping,
     };
-    tracing::info!(%addr, data_dir = %options.data_dir.display(), "listening");
+    tracing::info!(
+        %addr,
+        data_dir = %options.data_dir.display(),
+        config_dir = options.config_dir.as_ref().map(|d| d.display().to_string()),
+        "listening"
+    );
+    crate::systemd::ready(&crate::systemd::status_line(&state.store));
+    let shutdown = async {
+        shutdown.await;
+        crate::systemd::stopping();
+    };
     serve(
         listener,
         state.clone(),
@@ -151,6 +168,9 @@ pub async fn run(
         options.shutdown_timeout,
     )
     .await;
+    if let Some(supervisor) = supervisor {
+        supervisor.abort();
+    }
 
     if let Some(probes) = probes {
         probes.stop().await;
@@ -174,6 +194,18 @@ async fn open_config(
     let watching = watch_config(dir, options.secrets_dir.clone(), store.clone()).await?;
     let config = watching.reconciler().subscribe();
     Ok((Some(watching), config))
+}
+
+/// Waits until the folder has been scanned once, so READY means the configuration is in effect.
+async fn first_rescan(watching: &gitops::Watching) {
+    let mut reports = watching.reconciler().subscribe_reports();
+    let scanned = tokio::time::timeout(FIRST_RESCAN_TIMEOUT, reports.wait_for(Option::is_some));
+    if scanned.await.is_err() {
+        tracing::warn!(
+            timeout = ?FIRST_RESCAN_TIMEOUT,
+            "first config rescan has not finished; serving with the last good configuration"
+        );
+    }
 }
 
 /// Stops the hourly schedule and the folder watcher before the writer goes.

@@ -379,3 +379,45 @@ fn load_current_hours(tx: &ReadTransaction, snap: &mut Snapshot) -> Result<()> {
     }
     Ok(())
 }
+
+/// Counts for metrics and the service status line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub series: u64,
+    /// Open anomaly rows by kind and state.
+    pub open: HashMap<(Kind, State), u64>,
+}
+
+impl Totals {
+    /// Open rows of every kind and state.
+    pub fn open_total(&self) -> u64 {
+        self.open.values().sum()
+    }
+}
+
+/// Counts the series and the open anomaly rows by kind and state.
+pub fn totals(database: &Database) -> Result<Totals> {
+    let tx = database.begin_read().map_err(db)?;
+    let series = tx.open_table(tables::SERIES).map_err(db)?;
+    let open = tx.open_table(tables::OPEN_ANOMALIES).map_err(db)?;
+    let rows = tx.open_table(tables::ANOMALIES).map_err(db)?;
+    let mut totals = Totals {
+        series: redb::ReadableTableMetadata::len(&series).map_err(db)?,
+        open: HashMap::new(),
+    };
+    for entry in open.iter().map_err(db)? {
+        let (key, id) = entry.map_err(db)?;
+        let ((_, kind), id) = (key.value(), id.value());
+        let Some(bytes) = rows.get(id).map_err(db)? else {
+            continue;
+        };
+        let record: AnomalyRecord = decode("anomalies", id, bytes.value())?;
+        let kind = if kind == KIND_DRIFT {
+            Kind::Drift
+        } else {
+            Kind::Spike
+        };
+        *totals.open.entry((kind, record.state)).or_default() += 1;
+    }
+    Ok(totals)
+}

@@ -7,6 +7,7 @@
 
 mod apply;
 mod history;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+pub use stats::{StatsSnapshot, WriterStats};
 
 use crate::config::ConfigSnapshot;
 use crate::detector::{Detector, SeriesSnapshot};
@@ -78,6 +81,8 @@ enum Work {
         attempt: Attempt,
         prune_before_ms: i64,
     },
+    /// Heartbeat, which the writer thread replies to without a transaction.
+    Ping,
 }
 
 /// Result of a job.
@@ -100,6 +105,7 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
     sender: mpsc::WeakSender<Job>,
+    stats: Arc<WriterStats>,
 }
 
 /// The running writer thread and the one strong end of its queue.
@@ -107,6 +113,7 @@ pub struct WriterHandle {
 pub struct WriterThread {
     sender: mpsc::Sender<Job>,
     thread: JoinHandle<()>,
+    stats: Arc<WriterStats>,
     /// Event time of the last stored analyzer run, as found at start.
     pub analyzer_last_run: Option<Timestamp>,
     /// Signalled after a commit that added outbox rows, to wake the delivery worker.
@@ -117,6 +124,7 @@ impl WriterThread {
     pub fn handle(&self) -> WriterHandle {
         WriterHandle {
             sender: self.sender.downgrade(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -187,6 +195,16 @@ impl WriterHandle {
         }
     }
 
+    /// Sends the writer thread a heartbeat. Its reply marks the thread alive in its stats.
+    pub async fn ping(&self) -> Result<(), WriteError> {
+        self.submit(Work::Ping).await.map(drop)
+    }
+
+    /// Returns the writer's counters and the time it was last alive.
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        &self.stats
+    }
+
     async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
@@ -209,6 +227,7 @@ struct Writer {
     config: ConfigFeed,
     events: Arc<EventHub>,
     outbox_wake: Arc<Notify>,
+    stats: Arc<WriterStats>,
 }
 
 /// Loads the detector from the store and starts the writer thread.
@@ -225,6 +244,8 @@ pub fn start(
     tracing::info!(series = ids.len(), "detector restored");
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
     let outbox_wake = Arc::new(Notify::new());
+    let stats = Arc::new(WriterStats::default());
+    stats.mark_alive();
     let writer = Writer {
         store,
         detector,
@@ -232,6 +253,7 @@ pub fn start(
         config,
         events,
         outbox_wake: outbox_wake.clone(),
+        stats: stats.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("anomalyd-writer".into())
@@ -240,6 +262,7 @@ pub fn start(
     Ok(WriterThread {
         sender,
         thread,
+        stats,
         analyzer_last_run,
         outbox_wake,
     })
@@ -300,6 +323,11 @@ impl Writer {
             };
             let (batch, next) = gather(first, &mut receiver);
             carried = next;
+            if matches!(batch[0].work, Work::Ping) {
+                self.stats.mark_alive();
+                reply_each(batch, vec![Ok(Done::Changed)]);
+                continue;
+            }
             self.commit_group(batch);
         }
         tracing::info!("writer stopped");
@@ -326,10 +354,12 @@ impl Writer {
     /// Runs the works in one transaction and publishes their events after commit. On any
     /// failure the transaction is dropped and the detector reloaded from the file.
     fn try_commit(&mut self, works: &[&Work]) -> Result<Vec<Result<Done, WriteError>>, WriteError> {
+        let began = std::time::Instant::now();
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(works)));
         let failure = match attempt {
             Ok(Ok((done, events))) => {
                 self.events.publish(events);
+                self.count(&done, began.elapsed());
                 return Ok(done);
             }
             Ok(Err(error)) => error,
@@ -345,15 +375,31 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Adds a committed group to the stats and marks the thread alive.
+    fn count(&self, done: &[Result<Done, WriteError>], took: std::time::Duration) {
+        for result in done {
+            match result {
+                Ok(Done::Ingested(counts)) => self.stats.add_ingest(counts),
+                // An analyzer run is always committed in a group of its own.
+                Ok(Done::Analyzed) => self.stats.add_analyzer_run(took),
+                _ => {}
+            }
+        }
+        self.stats.mark_alive();
+    }
+}
+
 /// Takes `first` and whatever else is queued, up to the group limit. An analyzer run reads the
-/// committed file, so it goes in a group of its own.
+/// committed file, so it goes in a group of its own; so does a heartbeat, which needs no
+/// transaction.
 fn gather(first: Job, receiver: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
-    let alone = matches!(first.work, Work::Analyze { .. });
+    let alone = matches!(first.work, Work::Analyze { .. } | Work::Ping);
     let mut size = weight(&first.work);
     let mut batch = vec![first];
     while !alone && size < GROUP_RESULTS {
         let Ok(job) = receiver.try_recv() else { break };
-        if matches!(job.work, Work::Analyze { .. }) {
+        if matches!(job.work, Work::Analyze { .. } | Work::Ping) {
             return (batch, Some(job));
         }
         size += weight(&job.work);
