@@ -317,6 +317,10 @@ async fn receiver_errors_are_retried() {
     let delivered = wait_delivered(&server, 1).await;
     assert_eq!(delivered[0]["attempts"], 3);
     assert_eq!(delivered[0]["state"], "delivered");
+    assert_eq!(
+        delivered[0]["lastError"],
+        "receiver responded with HTTP 500"
+    );
     assert!(keys.iter().all(|k| *k == keys[0]), "keys differ: {keys:?}");
     assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
     let metrics = server.get("/metrics").await.text();

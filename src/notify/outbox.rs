@@ -48,6 +48,7 @@ pub struct OutboxRecord {
     pub last_attempt_at_ms: Option<i64>,
     /// When the row was delivered or given up.
     pub finished_at_ms: Option<i64>,
+    /// Error of the latest failed attempt, kept after a later success.
     pub last_error: Option<String>,
 }
 
@@ -134,7 +135,10 @@ impl<'txn> OutboxTables<'txn> {
         }
         record.attempts += 1;
         record.last_attempt_at_ms = Some(attempt.at_ms);
-        record.last_error = attempt.error.clone();
+        // A success keeps the error of the attempt before it, which explains the retries.
+        if attempt.error.is_some() {
+            record.last_error = attempt.error.clone();
+        }
         match (&attempt.error, attempt.retry_at_ms) {
             (None, _) => self.finish(&mut record, DeliveryState::Delivered, attempt)?,
             (Some(_), None) => self.finish(&mut record, DeliveryState::Failed, attempt)?,
@@ -424,6 +428,7 @@ mod tests {
         let rows = list(&database, &filter).expect("list");
         assert_eq!(rows[0].1.attempts, 2);
         assert_eq!(rows[0].1.finished_at_ms, Some(600));
+        assert_eq!(rows[0].1.last_error.as_deref(), Some("HTTP 500"));
         assert_eq!(pending_count(&database).expect("count"), 0);
 
         // A repeated report of a finished row changes nothing.
