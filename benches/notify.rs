@@ -71,7 +71,7 @@ async fn hanging_receiver() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// Starts a receiver that answers 200 at once.
+/// Starts a receiver that responds with 200 at once.
 async fn accepting_receiver() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -144,10 +144,7 @@ async fn ingest_with_hanging_deliveries() {
     let (addr, receiver) = hanging_receiver().await;
     let (server, _temp) = start(config(Some(format!("http://{addr}/")))).await;
     confirm_all(&server).await;
-    report(
-        "ingest, 16 deliveries hanging",
-        &ingest_times(&server).await,
-    );
+    report("ingest, 4 deliveries hanging", &ingest_times(&server).await);
     server.stop().await;
     receiver.abort();
 }
@@ -203,7 +200,7 @@ fn outbox_scan() {
     let runs = 20;
     let started = Instant::now();
     for _ in 0..runs {
-        let due = notify::due(&database, 0, 16, &|_| false).expect("scan");
+        let due = notify::due(&database, 0, 16, &mut |_, _| true).expect("scan");
         assert!(due.rows.is_empty());
     }
     println!(

@@ -48,10 +48,12 @@ pub fn note_start() {
     STARTED.get_or_init(|| (SystemTime::now(), Instant::now()));
 }
 
-/// Reads the outbox figures. The notification outbox does not exist yet, so this reports zeros.
-// TODO: read the depth and failure count from the outbox once notifications are delivered.
-pub fn outbox() -> Outbox {
-    Outbox::default()
+/// Builds the outbox figures from the pending row count and the delivery worker's counters.
+pub fn outbox(depth: u64, deliveries: &crate::notify::DeliveryMetrics) -> Outbox {
+    Outbox {
+        depth,
+        delivery_failures: deliveries.attempts().saturating_sub(deliveries.delivered()),
+    }
 }
 
 impl Process {

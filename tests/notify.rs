@@ -317,8 +317,18 @@ async fn receiver_errors_are_retried() {
     let delivered = wait_delivered(&server, 1).await;
     assert_eq!(delivered[0]["attempts"], 3);
     assert_eq!(delivered[0]["state"], "delivered");
+    assert_eq!(
+        delivered[0]["lastError"],
+        "receiver responded with HTTP 500"
+    );
     assert!(keys.iter().all(|k| *k == keys[0]), "keys differ: {keys:?}");
     assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
+    let metrics = server.get("/metrics").await.text();
+    assert!(metrics.contains("anomalyd_outbox_depth 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("anomalyd_delivery_failures_total 2\n"),
+        "{metrics}"
+    );
     server.stop().await;
     receiver.stop();
 }
@@ -476,12 +486,136 @@ async fn slack_format_sends_text() {
 }
 
 #[tokio::test]
-async fn deliveries_reject_unknown_state() {
+async fn invalid_queries_and_mutes_rejected() {
     let server = TestServer::start().await;
     let reply = server.get("/api/v1/deliveries?state=lost").await;
     assert_eq!(reply.status, 400);
     assert!(reply.text().contains("pending, delivered or failed"));
     let reply = server.post("/api/v1/mutes", r#"{"field":"x"}"#).await;
     assert_eq!(reply.status, 400);
+    let bare = r#"{"system":"shop","field":"responseTimeMs"}"#;
+    let reply = server.post("/api/v1/mutes", bare).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.text().contains("collectors.<collector id>.<field>"));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_notifier_does_not_block_others() {
+    let mut slow = Receiver::start(Duration::from_secs(60)).await;
+    let mut fast = Receiver::start(Duration::ZERO).await;
+    let config = config_with(vec![
+        notifier("slow", &slow.url(), NotifierFormat::Json),
+        notifier("fast", &fast.url(), NotifierFormat::Json),
+    ]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    let systems = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    for system in systems {
+        confirm_spike(&server, system).await;
+    }
+    let mut delivered_to_fast = Vec::new();
+    for _ in systems {
+        let received = fast.next().await;
+        delivered_to_fast.push(received.body["system"].as_str().map(str::to_owned));
+    }
+    assert_eq!(delivered_to_fast.len(), systems.len());
+    // The slow receiver gets at most 4 requests at once; the rest wait in the outbox.
+    for _ in 0..4 {
+        slow.next().await;
+    }
+    let rows = wait_delivered(&server, systems.len()).await;
+    assert!(rows.iter().all(|r| r["notifier"] == "fast"));
+    let pending = deliveries(&server, "?state=pending&notifier=slow").await;
+    assert_eq!(pending.len(), systems.len());
+    assert!(
+        slow.requests.try_recv().is_err(),
+        "more than 4 requests to one notifier"
+    );
+    server.stop().await;
+    slow.stop();
+    fast.stop();
+}
+
+#[tokio::test]
+async fn yaml_notifier_delivers_with_secrets() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    let folder = tempfile::tempdir().expect("config dir");
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    std::fs::write(secrets.path().join("HOOK_URL"), receiver.url()).expect("write secret");
+    std::fs::write(secrets.path().join("HOOK_TOKEN"), "Bearer from-secret\n").expect("write");
+    let yaml = concat!(
+        "apiVersion: anomalyd.dev/v1\n",
+        "kind: Notifier\n",
+        "metadata:\n",
+        "  name: ops\n",
+        "spec:\n",
+        "  url: \"${{ secrets.HOOK_URL }}\"\n",
+        "  headers:\n",
+        "    Authorization: \"${{ secrets.HOOK_TOKEN }}\"\n",
+        "  format: slack\n",
+        "  filters:\n",
+        "    kinds: [spike]\n",
+        "    minImportance: warning\n",
+    );
+    std::fs::write(folder.path().join("notifier.yaml"), yaml).expect("write yaml");
+    let data = tempfile::tempdir().expect("data dir");
+    let (config_dir, secrets_dir) = (folder.path().to_path_buf(), secrets.path().to_path_buf());
+    let server = TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config_dir = Some(config_dir);
+        options.secrets_dir = Some(secrets_dir);
+        options.probes = false;
+    })
+    .await;
+
+    confirm_spike(&server, "shop").await;
+    let received = receiver.next().await;
+    assert_eq!(
+        received.authorization.as_deref(),
+        Some("Bearer from-secret")
+    );
+    let text = received.body["text"].as_str().expect("slack text");
+    assert!(text.starts_with("[warning] shop/web"), "{text}");
+
+    // minImportance warning leaves the recovery out, so no row is written for it.
+    recover(&server, "shop").await;
+    let rows = deliveries(&server, "").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["notifier"], "ops");
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn gives_up_after_max_age() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver.statuses.lock().expect("lock").extend([503; 1000]);
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_with(temp.path().to_path_buf(), |options| {
+        fast_retries(options, &config);
+        options.delivery.max_age = Duration::from_millis(300);
+    })
+    .await;
+
+    confirm_spike(&server, "shop").await;
+    receiver.next().await;
+    let failed = within(async {
+        loop {
+            let rows = deliveries(&server, "?state=failed").await;
+            if let Some(row) = rows.first() {
+                return row.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(failed["attempts"].as_u64() >= Some(2), "{failed}");
+    assert_eq!(failed["lastError"], "receiver responded with HTTP 503");
+    assert_eq!(failed["nextAttemptAt"], Json::Null);
+    assert!(failed["finishedAt"].is_string());
+    assert!(deliveries(&server, "?state=pending").await.is_empty());
+    server.stop().await;
+    receiver.stop();
 }

@@ -172,8 +172,10 @@ fn gitops_status(state: &AppState) -> Result<Response, ApiError> {
 /// Serves the Prometheus exposition.
 async fn metrics(state: &AppState) -> Result<Response, ApiError> {
     let store = state.store.clone();
-    let totals = blocking(move || {
-        crate::store::read::totals(store.database()).map_err(|e| ApiError::Internal(e.to_string()))
+    let (totals, outbox_depth) = blocking(move || {
+        let totals = crate::store::read::totals(store.database())?;
+        let depth = crate::notify::pending_count(store.database())?;
+        Ok((totals, depth))
     })
     .await?;
     let gitops_errors = state.gitops.as_ref().map(|reconciler| {
@@ -187,7 +189,7 @@ async fn metrics(state: &AppState) -> Result<Response, ApiError> {
         writer: state.writer.stats().snapshot(),
         totals,
         gitops_errors,
-        outbox: crate::metrics::outbox(),
+        outbox: crate::metrics::outbox(outbox_depth, &state.deliveries),
         process: crate::metrics::Process::read(),
     };
     Ok(http::Response::builder()

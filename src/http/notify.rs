@@ -182,5 +182,14 @@ async fn read_mute(req: http::Request<Incoming>) -> Result<Mute, ApiError> {
             "system must not be empty",
         ));
     }
+    // A bare field name would never match a series, so only the canonical path is accepted.
+    if let Some(field) = &field
+        && crate::detector::split_field_path(field).is_none()
+    {
+        let message = format!(
+            "field {field:?} is not a canonical path; write collectors.<collector id>.<field>"
+        );
+        return Err(ApiError::bad_request("invalid-mute", message));
+    }
     Ok(Mute { system, field })
 }

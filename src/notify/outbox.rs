@@ -48,6 +48,7 @@ pub struct OutboxRecord {
     pub last_attempt_at_ms: Option<i64>,
     /// When the row was delivered or given up.
     pub finished_at_ms: Option<i64>,
+    /// Error of the latest failed attempt, kept after a later success.
     pub last_error: Option<String>,
 }
 
@@ -134,7 +135,10 @@ impl<'txn> OutboxTables<'txn> {
         }
         record.attempts += 1;
         record.last_attempt_at_ms = Some(attempt.at_ms);
-        record.last_error = attempt.error.clone();
+        // A success keeps the error of the attempt before it, which explains the retries.
+        if attempt.error.is_some() {
+            record.last_error = attempt.error.clone();
+        }
         match (&attempt.error, attempt.retry_at_ms) {
             (None, _) => self.finish(&mut record, DeliveryState::Delivered, attempt)?,
             (Some(_), None) => self.finish(&mut record, DeliveryState::Failed, attempt)?,
@@ -214,13 +218,13 @@ pub struct DueRows {
     pub next_due_ms: Option<i64>,
 }
 
-/// Reads up to `limit` pending rows due at `now_ms`, oldest first, skipping `skip` (rows already
-/// being sent).
+/// Reads up to `limit` pending rows due at `now_ms`, oldest first, that `choose` accepts. The
+/// caller uses `choose` to leave out rows already being sent and to cap requests per notifier.
 pub fn due(
     database: &redb::Database,
     now_ms: i64,
     limit: usize,
-    skip: &dyn Fn(u64) -> bool,
+    choose: &mut dyn FnMut(u64, &OutboxRecord) -> bool,
 ) -> Result<DueRows> {
     let tx = database.begin_read().map_err(db)?;
     let mut found = DueRows::default();
@@ -233,9 +237,6 @@ pub fn due(
     for entry in pending.iter().map_err(db)? {
         let (key, next) = entry.map_err(db)?;
         let (id, next) = (key.value(), next.value());
-        if skip(id) {
-            continue;
-        }
         if next > now_ms {
             found.next_due_ms = Some(found.next_due_ms.map_or(next, |n| n.min(next)));
             continue;
@@ -243,8 +244,12 @@ pub fn due(
         if found.rows.len() >= limit {
             continue;
         }
-        if let Some(bytes) = outbox.get(id).map_err(db)? {
-            found.rows.push((id, decode(id, bytes.value())?));
+        let Some(bytes) = outbox.get(id).map_err(db)? else {
+            continue;
+        };
+        let record = decode(id, bytes.value())?;
+        if choose(id, &record) {
+            found.rows.push((id, record));
         }
     }
     Ok(found)
@@ -368,7 +373,7 @@ mod tests {
     fn reads_before_first_write_are_empty() {
         let (_dir, database) = database();
         assert!(
-            due(&database, 0, 10, &|_| false)
+            due(&database, 0, 10, &mut |_, _| true)
                 .expect("due")
                 .rows
                 .is_empty()
@@ -391,12 +396,12 @@ mod tests {
             (first, second)
         });
         assert!(ids.0 < ids.1);
-        let found = due(&database, 100, 10, &|_| false).expect("due");
+        let found = due(&database, 100, 10, &mut |_, _| true).expect("due");
         let order: Vec<u64> = found.rows.iter().map(|(id, _)| *id).collect();
         assert_eq!(order, vec![ids.0, ids.1]);
-        let skipped = due(&database, 100, 10, &|id| id == ids.0).expect("due");
+        let skipped = due(&database, 100, 10, &mut |id, _| id != ids.0).expect("due");
         assert_eq!(skipped.rows.len(), 1);
-        let early = due(&database, 99, 10, &|_| false).expect("due");
+        let early = due(&database, 99, 10, &mut |_, _| true).expect("due");
         assert!(early.rows.is_empty());
         assert_eq!(early.next_due_ms, Some(100));
         assert_eq!(pending_count(&database).expect("count"), 2);
@@ -410,7 +415,7 @@ mod tests {
             t.record(&attempt(id, 10, Some("HTTP 500"), Some(500)))
         });
         assert_eq!(state.expect("record"), Some(DeliveryState::Pending));
-        let found = due(&database, 100, 10, &|_| false).expect("due");
+        let found = due(&database, 100, 10, &mut |_, _| true).expect("due");
         assert!(found.rows.is_empty());
         assert_eq!(found.next_due_ms, Some(500));
 
@@ -423,6 +428,7 @@ mod tests {
         let rows = list(&database, &filter).expect("list");
         assert_eq!(rows[0].1.attempts, 2);
         assert_eq!(rows[0].1.finished_at_ms, Some(600));
+        assert_eq!(rows[0].1.last_error.as_deref(), Some("HTTP 500"));
         assert_eq!(pending_count(&database).expect("count"), 0);
 
         // A repeated report of a finished row changes nothing.

@@ -1,7 +1,7 @@
 //! The delivery worker: a tokio task that sends due outbox rows, each in its own request, and
 //! reports every attempt to the writer thread. It keeps no transaction open while a request is in flight.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,8 +34,10 @@ pub struct DeliveryOptions {
     pub max_age: Duration,
     /// How long delivered and failed rows stay visible in the API.
     pub keep_finished: Duration,
-    /// Requests in flight at once; a slow receiver occupies one of them.
+    /// Requests in flight at once, over all notifiers.
     pub max_in_flight: usize,
+    /// Requests in flight at once to one notifier, so a slow receiver cannot take every slot.
+    pub max_in_flight_per_notifier: usize,
 }
 
 impl DeliveryOptions {
@@ -47,6 +49,7 @@ impl DeliveryOptions {
             max_age: Duration::from_secs(24 * 3600),
             keep_finished: Duration::from_secs(7 * 24 * 3600),
             max_in_flight: 16,
+            max_in_flight_per_notifier: 4,
         }
     }
 
@@ -70,6 +73,16 @@ pub struct DeliveryWorker {
     task: JoinHandle<()>,
 }
 
+/// Wait before a row whose attempt could not be recorded is sent again.
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
+/// The result of one task in the worker's set.
+enum Finished {
+    Request(Sent),
+    /// The cool-down after a failed record is over, so the row may be sent again.
+    Cooldown(u64),
+}
+
 /// A finished request.
 struct Sent {
     id: u64,
@@ -86,8 +99,9 @@ struct Worker {
     options: DeliveryOptions,
     metrics: Arc<DeliveryMetrics>,
     clients: HashMap<u32, reqwest::Client>,
-    in_flight: HashSet<u64>,
-    requests: JoinSet<Sent>,
+    /// Rows being sent, with their notifier.
+    in_flight: HashMap<u64, String>,
+    requests: JoinSet<Finished>,
 }
 
 impl DeliveryWorker {
@@ -108,7 +122,7 @@ impl DeliveryWorker {
             options,
             metrics,
             clients: HashMap::new(),
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
             requests: JoinSet::new(),
         };
         let task = tokio::spawn(worker.run(wake, stopping));
@@ -135,7 +149,12 @@ impl Worker {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
                 Some(joined) = self.requests.join_next() => match joined {
-                    Ok(sent) => self.record(sent).await,
+                    Ok(Finished::Request(sent)) => self.record(sent).await,
+                    Ok(Finished::Cooldown(id)) => {
+                        self.in_flight.remove(&id);
+                    }
+                    // NOTE: a panicked request keeps its row marked in flight, so that row
+                    // waits for the next start; the error does not carry the row id.
                     Err(error) => tracing::error!(%error, "delivery request task failed"),
                 },
             }
@@ -152,9 +171,9 @@ impl Worker {
             .saturating_sub(self.in_flight.len());
         let now = now_ms();
         let store = self.store.clone();
-        let skip = self.in_flight.clone();
+        let mut choose = self.chooser();
         let found = tokio::task::spawn_blocking(move || {
-            outbox::due(store.database(), now, room, &|id| skip.contains(&id))
+            outbox::due(store.database(), now, room, &mut choose)
         })
         .await;
         let due = match found {
@@ -177,8 +196,30 @@ impl Worker {
         })
     }
 
+    /// Returns a filter that leaves out rows in flight and rows whose notifier has all its
+    /// request slots taken.
+    fn chooser(&self) -> impl FnMut(u64, &OutboxRecord) -> bool + Send + 'static {
+        let in_flight = self.in_flight.clone();
+        let per_notifier = self.options.max_in_flight_per_notifier;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for notifier in in_flight.values() {
+            *counts.entry(notifier.clone()).or_default() += 1;
+        }
+        move |id, record| {
+            if in_flight.contains_key(&id) {
+                return false;
+            }
+            let count = counts.entry(record.notifier.clone()).or_default();
+            if *count >= per_notifier {
+                return false;
+            }
+            *count += 1;
+            true
+        }
+    }
+
     fn spawn_request(&mut self, id: u64, record: OutboxRecord) {
-        self.in_flight.insert(id);
+        self.in_flight.insert(id, record.notifier.clone());
         let notifier = self
             .config
             .borrow()
@@ -198,12 +239,12 @@ impl Worker {
                     record.notifier
                 )),
             };
-            Sent {
+            Finished::Request(Sent {
                 id,
                 created_at_ms: record.created_at_ms,
                 earlier_attempts: record.attempts,
                 error: result.err(),
-            }
+            })
         });
     }
 
@@ -238,9 +279,15 @@ impl Worker {
         {
             Ok(Some(state)) => self.count(&attempt, state),
             Ok(None) => {}
-            // The row stays pending as it was, so it is sent again with the same key.
             Err(error) => {
-                tracing::error!(outbox_id = id, %error, "recording a delivery attempt failed")
+                // The row stays pending as it was and is sent again, with the same key, after a
+                // cool-down so a failing writer is not met with a stream of requests.
+                tracing::error!(outbox_id = id, %error, "recording a delivery attempt failed");
+                self.requests.spawn(async move {
+                    tokio::time::sleep(RECORD_RETRY).await;
+                    Finished::Cooldown(id)
+                });
+                return;
             }
         }
         self.in_flight.remove(&id);
@@ -312,7 +359,7 @@ async fn send(
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("receiver answered HTTP {}", status.as_u16()))
+        Err(format!("receiver responded with HTTP {}", status.as_u16()))
     }
 }
 

@@ -91,8 +91,6 @@ impl Writer {
                 self.analyze(w, group, *at, config)?;
                 Ok(Done::Analyzed)
             }
-            // The thread answers heartbeats before they reach a transaction.
-            Work::Ping => Ok(Done::Changed),
             Work::Mute(mute) => {
                 outbox.mute(mute, SystemClock.now().as_millis())?;
                 Ok(Done::Changed)
@@ -106,6 +104,8 @@ impl Writer {
                 outbox.prune(*prune_before_ms)?;
                 Ok(Done::Delivery(state))
             }
+            // The thread answers heartbeats before they reach a transaction.
+            Work::Ping => Ok(Done::Changed),
         })
     }
 

@@ -75,14 +75,14 @@ enum Work {
     Analyze {
         at: Timestamp,
     },
-    /// Heartbeat, which the writer thread replies to without a transaction.
-    Ping,
     Mute(Mute),
     Unmute(Mute),
     RecordDelivery {
         attempt: Attempt,
         prune_before_ms: i64,
     },
+    /// Heartbeat, which the writer thread replies to without a transaction.
+    Ping,
 }
 
 /// Result of a job.
@@ -165,16 +165,6 @@ impl WriterHandle {
         self.submit(Work::Analyze { at }).await.map(drop)
     }
 
-    /// Sends the writer thread a heartbeat. Its reply marks the thread alive in its stats.
-    pub async fn ping(&self) -> Result<(), WriteError> {
-        self.submit(Work::Ping).await.map(drop)
-    }
-
-    /// Returns the writer's counters and the time it was last alive.
-    pub fn stats(&self) -> &Arc<WriterStats> {
-        &self.stats
-    }
-
     /// Mutes notifications of a field or a whole system.
     pub async fn mute(&self, mute: Mute) -> Result<(), WriteError> {
         self.submit(Work::Mute(mute)).await.map(drop)
@@ -205,6 +195,16 @@ impl WriterHandle {
         }
     }
 
+    /// Sends the writer thread a heartbeat. Its reply marks the thread alive in its stats.
+    pub async fn ping(&self) -> Result<(), WriteError> {
+        self.submit(Work::Ping).await.map(drop)
+    }
+
+    /// Returns the writer's counters and the time it was last alive.
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        &self.stats
+    }
+
     async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender.upgrade().ok_or(WriteError::Closed)?;
@@ -226,8 +226,8 @@ struct Writer {
     ids: HashMap<SeriesKey, u64>,
     config: ConfigFeed,
     events: Arc<EventHub>,
-    stats: Arc<WriterStats>,
     outbox_wake: Arc<Notify>,
+    stats: Arc<WriterStats>,
 }
 
 /// Loads the detector from the store and starts the writer thread.
@@ -243,17 +243,17 @@ pub fn start(
     } = restore(&store)?;
     tracing::info!(series = ids.len(), "detector restored");
     let (sender, receiver) = mpsc::channel(QUEUE_JOBS);
+    let outbox_wake = Arc::new(Notify::new());
     let stats = Arc::new(WriterStats::default());
     stats.mark_alive();
-    let outbox_wake = Arc::new(Notify::new());
     let writer = Writer {
         store,
         detector,
         ids,
         config,
         events,
-        stats: stats.clone(),
         outbox_wake: outbox_wake.clone(),
+        stats: stats.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("anomalyd-writer".into())
