@@ -79,8 +79,13 @@ fn main() {
     runtime.block_on(async {
         let (_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
         let started = Instant::now();
-        let writer =
-            writer::start(store.clone(), config, Arc::new(EventHub::default())).expect("writer");
+        let writer = writer::start(
+            store.clone(),
+            config,
+            Arc::new(EventHub::default()),
+            writer::WriterOptions::default(),
+        )
+        .expect("writer");
         println!(
             "  writer start (detector restore): {:.2} s",
             started.elapsed().as_secs_f64()

@@ -49,7 +49,7 @@ enum Command {
         secrets_dir: Option<PathBuf>,
         /// File holding the API token every write must carry as `Authorization: Bearer`;
         /// required to listen on a non-loopback address.
-        #[arg(long)]
+        #[arg(long, env = "ANOMALYD_TOKEN_FILE")]
         token_file: Option<PathBuf>,
         /// Base URL of the settings page used in notification links; defaults to
         /// `http://<listen address>`.
@@ -58,6 +58,10 @@ enum Command {
         /// Age after which an undelivered notification is given up, such as `24h`, `90m` or `2d`.
         #[arg(long, env = "ANOMALYD_DELIVERY_MAX_AGE", default_value = "24h", value_parser = anomalyd::notify::parse_duration)]
         delivery_max_age: std::time::Duration,
+        /// Days a recovered anomaly is kept before it is deleted.
+        #[arg(long, env = "ANOMALYD_RETENTION_DAYS", default_value_t = 30,
+              value_parser = clap::value_parser!(u32).range(1..=3650))]
+        retention_days: u32,
     },
     /// Checks a config folder and prints every problem as `file:line:col: severity: message`.
     /// Exits with 1 when any document has an error.
@@ -75,8 +79,34 @@ enum Command {
     Replay(Box<anomalyd::replay::ReplayArgs>),
 }
 
-fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Joins an error and its causes on one line, leaving out a cause whose text the message
+/// already contains (many messages name their cause themselves).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let log_format = cli.log_format;
     match cli.command {
         Command::Serve {
@@ -87,6 +117,7 @@ fn main() -> anyhow::Result<ExitCode> {
             token_file,
             public_url,
             delivery_max_age,
+            retention_days,
         } => {
             init_logging(log_format, "info,tokio_cron_scheduler=warn");
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "anomalyd starting");
@@ -96,6 +127,7 @@ fn main() -> anyhow::Result<ExitCode> {
             options.token = api_token(token_file.as_deref())?;
             options.delivery.public_url = public_url.unwrap_or_default();
             options.delivery.max_age = delivery_max_age;
+            options.writer.retention_days = retention_days;
             serve(options, listen)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -30,7 +30,13 @@ async fn analyzer_run_stores_baselines_and_last_run() {
     let store = Arc::new(Store::open(dir.path()).expect("store"));
     let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
     let events = Arc::new(EventHub::default());
-    let writer = writer::start(store.clone(), config, events.clone()).expect("writer");
+    let writer = writer::start(
+        store.clone(),
+        config,
+        events.clone(),
+        writer::WriterOptions::default(),
+    )
+    .expect("writer");
     let handle = writer.handle();
 
     // 20 samples: too few for the inline baseline, so only the analyzer can make one from
@@ -159,21 +165,27 @@ async fn analyzer_run_prunes_expired_data() {
         tables.finish().expect("finish");
         tx.commit().expect("commit");
     }
-    let writer = writer::start(store.clone(), config, events).expect("writer");
+    let writer = writer::start(
+        store.clone(),
+        config,
+        events,
+        writer::WriterOptions::default(),
+    )
+    .expect("writer");
     let handle = writer.handle();
     let old = ingest::parse(learn_body("shop", 30).as_bytes(), Framing::Ndjson).expect("parse");
     within(handle.ingest(old)).await.expect("ingest");
+    let shop = read::SeriesFilter {
+        system: Some("shop".into()),
+        ..Default::default()
+    };
+    let series_id = read::series(store.database(), &shop).expect("series")[0].id;
 
     // 40 days later: the samples and summaries are past every window and the chart range, and
     // the recovered row is past the 30 days of anomaly retention.
     let later = Timestamp::from_millis(start.as_millis() + 40 * 24 * 3_600_000);
     within(handle.analyze(later)).await.expect("analyze");
 
-    let shop = read::SeriesFilter {
-        system: Some("shop".into()),
-        ..Default::default()
-    };
-    let series_id = read::series(store.database(), &shop).expect("series")[0].id;
     let samples = read::samples(store.database(), series_id, start, later, 1000).expect("samples");
     assert!(samples.is_empty(), "{} samples left", samples.len());
     assert!(
@@ -184,6 +196,71 @@ async fn analyzer_run_prunes_expired_data() {
     );
     assert!(read::anomaly(store.database(), 1).expect("read").is_none());
     assert!(read::anomaly(store.database(), 2).expect("read").is_some());
+
+    drop(handle);
+    within(tokio::task::spawn_blocking(move || writer.stop().join()))
+        .await
+        .expect("join")
+        .expect("writer thread");
+}
+
+/// Ingests 30 latency results for `system` starting at `minute`.
+async fn learn(handle: &writer::WriterHandle, system: &str, minute: u32) {
+    let lines: Vec<String> = (0..30)
+        .map(|i| latency(system, minute + i, 100.0 + f64::from(i % 4)))
+        .collect();
+    let results = ingest::parse(lines.join("\n").as_bytes(), Framing::Ndjson).expect("parse");
+    within(handle.ingest(results)).await.expect("ingest");
+}
+
+#[tokio::test]
+async fn stale_series_forgotten_fresh_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    let options = writer::WriterOptions::default();
+    let writer = writer::start(
+        store.clone(),
+        config,
+        Arc::new(EventHub::default()),
+        options,
+    )
+    .expect("writer");
+    let handle = writer.handle();
+
+    // "gone" reports on day 0 only; "alive" also on day 15. The default window is 7 days, so
+    // on day 15 "gone" has not been seen for more than twice its window.
+    let day = 24 * 60;
+    learn(&handle, "gone", 0).await;
+    learn(&handle, "alive", 0).await;
+    learn(&handle, "alive", 15 * day).await;
+    let listed = |system: &str| {
+        let filter = read::SeriesFilter {
+            system: Some(system.into()),
+            ..Default::default()
+        };
+        read::series(store.database(), &filter).expect("series")
+    };
+    let gone_id = listed("gone")[0].id;
+    let day_15 = Timestamp::from_millis(1_767_312_000_000 + 15 * 86_400_000 + 3_600_000);
+    within(handle.analyze(day_15)).await.expect("analyze");
+
+    assert!(listed("gone").is_empty(), "stale series still listed");
+    let snapshot = read::snapshot(store.database()).expect("snapshot");
+    assert!(
+        !snapshot.baselines.contains_key(&gone_id),
+        "stale baseline kept"
+    );
+    let alive = listed("alive");
+    assert_eq!(alive.len(), 1);
+    assert!(
+        alive[0].baseline.is_some(),
+        "fresh series lost its baseline"
+    );
+
+    // The series learns afresh when it reports again.
+    learn(&handle, "gone", 15 * day + 60).await;
+    assert!(listed("gone")[0].baseline.is_some());
 
     drop(handle);
     within(tokio::task::spawn_blocking(move || writer.stop().join()))

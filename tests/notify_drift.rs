@@ -48,7 +48,13 @@ async fn confirmed_drift_writes_outbox_row() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
     let (_config_sender, feed) = watch::channel(Arc::new(config));
-    let writer = writer::start(store.clone(), feed, Arc::new(EventHub::default())).expect("writer");
+    let writer = writer::start(
+        store.clone(),
+        feed,
+        Arc::new(EventHub::default()),
+        writer::WriterOptions::default(),
+    )
+    .expect("writer");
     let handle = writer.handle();
 
     // Each hour contains a steep ramp. With a one-hour window the run after it sees it as drift.

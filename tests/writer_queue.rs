@@ -19,8 +19,13 @@ async fn full_queue_rejects_as_busy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
     let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
-    let writer =
-        writer::start(store.clone(), config, Arc::new(EventHub::default())).expect("writer");
+    let writer = writer::start(
+        store.clone(),
+        config,
+        Arc::new(EventHub::default()),
+        writer::WriterOptions::default(),
+    )
+    .expect("writer");
     let handle = writer.handle();
 
     // An open write transaction makes the writer wait in begin_write with its first job. The
@@ -69,8 +74,13 @@ async fn blocked_writer_stops_looking_alive() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(Store::open(dir.path()).expect("store"));
     let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
-    let writer =
-        writer::start(store.clone(), config, Arc::new(EventHub::default())).expect("writer");
+    let writer = writer::start(
+        store.clone(),
+        config,
+        Arc::new(EventHub::default()),
+        writer::WriterOptions::default(),
+    )
+    .expect("writer");
     let handle = writer.handle();
     within(handle.ping()).await.expect("first heartbeat");
     assert!(handle.stats().since_alive() < Duration::from_secs(1));

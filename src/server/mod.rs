@@ -56,6 +56,8 @@ pub struct ServeOptions {
     pub token: Option<Secret>,
     /// Notification delivery; an empty `public_url` means `http://<listen address>`.
     pub delivery: DeliveryOptions,
+    /// Settings of the writer thread, such as how long recovered anomalies are kept.
+    pub writer: writer::WriterOptions,
 }
 
 impl ServeOptions {
@@ -70,6 +72,7 @@ impl ServeOptions {
             probes: true,
             token: None,
             delivery: DeliveryOptions::new(""),
+            writer: writer::WriterOptions::default(),
         }
     }
 }
@@ -124,8 +127,14 @@ pub async fn run(
     let config = overlay.subscribe();
     let (store_for_writer, config_for_writer, events_for_writer) =
         (store.clone(), config.clone(), events.clone());
+    let writer_options = options.writer;
     let writer = tokio::task::spawn_blocking(move || {
-        writer::start(store_for_writer, config_for_writer, events_for_writer)
+        writer::start(
+            store_for_writer,
+            config_for_writer,
+            events_for_writer,
+            writer_options,
+        )
     })
     .await??;
     let scheduler = if options.hourly_analyzer {

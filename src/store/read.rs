@@ -213,11 +213,17 @@ pub fn series(database: &Database, filter: &SeriesFilter) -> Result<Vec<SeriesEn
             None => None,
         };
         let state = match states.get(id).map_err(db)? {
-            Some(s) => decode("series_state", id, s.value())?,
-            None => SeriesStateRecord::default(),
+            Some(s) => Some(decode("series_state", id, s.value())?),
+            None => None,
         };
         let open_spike = open_state(&tx, id, KIND_SPIKE)?;
         let open_drift = open_state(&tx, id, KIND_DRIFT)?;
+        let forgotten = state.is_none() && baseline.is_none();
+        if forgotten && open_spike.is_none() && open_drift.is_none() {
+            // Retention removed what this series learned; only its registry entry is left.
+            continue;
+        }
+        let state = state.unwrap_or_default();
         out.push(SeriesEntry {
             id,
             key,

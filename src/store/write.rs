@@ -175,6 +175,21 @@ impl<'txn> WriteTables<'txn> {
         self.summaries.retain_in(range, |_, _| false).map_err(db)
     }
 
+    /// Deletes what a series learned: its raw samples, hourly summaries, baseline and detector
+    /// state. Its registry entry stays, so anomaly rows that name it still resolve, and it
+    /// starts learning afresh if it reports again.
+    pub fn forget_series_data(&mut self, series_id: u64) -> Result<()> {
+        let samples = (series_id, i64::MIN, 0)..=(series_id, i64::MAX, u64::MAX);
+        self.samples.retain_in(samples, |_, _| false).map_err(db)?;
+        let summaries = (series_id, i64::MIN)..=(series_id, i64::MAX);
+        self.summaries
+            .retain_in(summaries, |_, _| false)
+            .map_err(db)?;
+        self.baselines.remove(series_id).map_err(db)?;
+        self.state.remove(series_id).map_err(db)?;
+        Ok(())
+    }
+
     /// Deletes recovered rows for which `expired` holds, looking at no more than `scan_limit`
     /// rows from the oldest start time on; returns how many were deleted.
     pub fn prune_anomalies(

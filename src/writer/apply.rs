@@ -13,7 +13,7 @@ use crate::engine::{
 };
 use crate::events::{Event, Payload};
 use crate::notify::{self, OutboxTables, Transitioned};
-use crate::retention::{self, DEFAULT_ANOMALY_RETENTION_DAYS, Retention};
+use crate::retention::{self, Retention};
 use crate::series::{CheckResult, SeriesKey};
 use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
 use crate::views::{AnomalyView, BaselineView};
@@ -23,6 +23,9 @@ use super::{Done, IngestCounts, Work, WriteError, Writer};
 
 /// Maximum number of anomaly rows one retention pass looks at.
 const ANOMALY_SCAN_LIMIT: usize = 10_000;
+
+/// Maximum number of stale series one retention pass forgets, so a pass stays short.
+const STALE_SERIES_PER_RUN: usize = 1_000;
 
 /// Changes one transaction collects before it commits.
 #[derive(Default)]
@@ -274,10 +277,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`. Each run
-    /// removes at most one scan's worth of anomalies; the rest go in later runs.
-    // NOTE: stale series (not seen for twice their window) keep their baseline and state; only
-    // their samples and summaries age out here.
+    /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`, and
+    /// forgets what stale series learned. Each run removes at most one scan's worth of anomalies
+    /// and forgets at most [`STALE_SERIES_PER_RUN`] series; the rest go in later runs.
     fn prune(
         &mut self,
         w: &mut WriteTables<'_>,
@@ -285,7 +287,7 @@ impl Writer {
         config: &ConfigSnapshot,
     ) -> Result<(), WriteError> {
         let clock = ManualClock::new(at);
-        let retention = Retention::new(&clock, DEFAULT_ANOMALY_RETENTION_DAYS);
+        let retention = Retention::new(&clock, self.options.retention_days);
         let largest = retention::largest_window(config, self.ids.keys());
         let sample_cutoff = retention.raw_sample_cutoff(largest);
         let summary_cutoff = retention.summary_cutoff(largest);
@@ -295,8 +297,53 @@ impl Writer {
         }
         let deleted =
             w.prune_anomalies(ANOMALY_SCAN_LIMIT, |row| retention.anomaly_expired(row))?;
-        tracing::debug!(deleted, "expired anomalies deleted");
+        let forgotten = self.forget_stale_series(w, &retention, config)?;
+        tracing::debug!(deleted, forgotten, "retention pass done");
         Ok(())
+    }
+
+    /// Forgets series not seen for twice their baseline window and with no open anomaly: their
+    /// samples, summaries, baseline and detector state go. Returns how many were forgotten.
+    fn forget_stale_series(
+        &mut self,
+        w: &mut WriteTables<'_>,
+        retention: &Retention<'_>,
+        config: &ConfigSnapshot,
+    ) -> Result<usize, WriteError> {
+        let stale: Vec<(SeriesKey, u64)> = self
+            .ids
+            .iter()
+            .filter(|(key, _)| self.is_stale(key, retention, config))
+            .take(STALE_SERIES_PER_RUN)
+            .map(|(key, id)| (key.clone(), *id))
+            .collect();
+        for (key, id) in &stale {
+            w.forget_series_data(*id)?;
+            self.detector.remove(key);
+            tracing::info!(
+                system = %key.system,
+                healthcheck = %key.healthcheck,
+                field = %key.field_path,
+                "series not seen for twice its baseline window; its learned data was deleted"
+            );
+        }
+        Ok(stale.len())
+    }
+
+    fn is_stale(
+        &self,
+        key: &SeriesKey,
+        retention: &Retention<'_>,
+        config: &ConfigSnapshot,
+    ) -> bool {
+        let Some(last) = self.detector.last_sample(key) else {
+            return false;
+        };
+        let window = detector::effective_settings(config, key)
+            .baseline_window
+            .value;
+        retention.series_stale(last.at, window)
+            && !self.detector.open_rows().any(|row| row.key == key)
     }
 
     /// Writes the per-hour summaries and the detector state of every touched series.

@@ -228,6 +228,22 @@ struct Writer {
     events: Arc<EventHub>,
     outbox_wake: Arc<Notify>,
     stats: Arc<WriterStats>,
+    options: WriterOptions,
+}
+
+/// Settings of the writer thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// Days a recovered anomaly is kept before retention deletes it.
+    pub retention_days: u32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            retention_days: crate::retention::DEFAULT_ANOMALY_RETENTION_DAYS,
+        }
+    }
 }
 
 /// Loads the detector from the store and starts the writer thread.
@@ -235,6 +251,7 @@ pub fn start(
     store: Arc<Store>,
     config: ConfigFeed,
     events: Arc<EventHub>,
+    options: WriterOptions,
 ) -> Result<WriterThread, StoreError> {
     let Restored {
         detector,
@@ -254,6 +271,7 @@ pub fn start(
         events,
         outbox_wake: outbox_wake.clone(),
         stats: stats.clone(),
+        options,
     };
     let thread = std::thread::Builder::new()
         .name("anomalyd-writer".into())
@@ -301,6 +319,9 @@ fn restore(store: &Store) -> Result<Restored, StoreError> {
             }
         });
         ids.insert(key.clone(), id);
+        if is_forgotten(&s) {
+            continue;
+        }
         series.push((key, s));
     }
     Ok(Restored {
@@ -439,4 +460,14 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Returns whether a restored series holds nothing, because retention removed what it learned.
+fn is_forgotten(series: &SeriesSnapshot) -> bool {
+    series.baseline.is_none()
+        && series.spike_row.is_none()
+        && series.drift_row.is_none()
+        && series.hour.is_none()
+        && series.learning.is_none()
+        && series.last.is_none()
 }
