@@ -181,8 +181,8 @@ function notFound() {
 // ---- overview ----
 
 function countsText(c) {
-  const parts = [`${c.series} fields`];
-  if (c.anomaly) parts.push(`${c.anomaly} anomaly`);
+  const parts = [`${c.series} ${c.series === 1 ? "field" : "fields"}`];
+  if (c.anomaly) parts.push(`${c.anomaly} ${c.anomaly === 1 ? "anomaly" : "anomalies"}`);
   if (c.suspicious) parts.push(`${c.suspicious} suspicious`);
   if (c.learning) parts.push(`${c.learning} learning`);
   return parts.join(" · ");
