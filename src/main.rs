@@ -173,21 +173,36 @@ fn serve(options: ServeOptions, listen: SocketAddr) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let stop = shutdown_signal()?;
+        let stop = shutdown_signal(options.config_dir.is_some())?;
         server::run(listener, options, stop).await?;
         Ok(())
     })
 }
 
 /// Completes on SIGTERM (how systemd stops a service) or ctrl-c. The handlers are registered
-/// before serving starts, so an early signal is not lost.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+/// before serving starts, so an early signal is not lost. SIGHUP never stops the service: the
+/// config folder watcher rescans on it, and without a folder it is only logged.
+fn shutdown_signal(has_config_dir: bool) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => {
+                    tracing::info!("SIGTERM received");
+                    return;
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("interrupt received");
+                    return;
+                }
+                _ = hangup.recv() => {
+                    if !has_config_dir {
+                        tracing::info!("SIGHUP received; there is no config folder to rescan");
+                    }
+                }
+            }
         }
     })
 }

@@ -325,3 +325,21 @@ fn unit_file_passes_systemd_analyze_verify() {
         .collect();
     assert!(own.is_empty(), "verify warnings: {own:#?}");
 }
+
+#[test]
+fn sighup_without_config_folder_keeps_serving() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start(&dir.path().join("data"), &[], &[]);
+    let addr = server.addr();
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill").args(["-HUP", &pid]).status();
+    assert!(sent.expect("run kill").success());
+    server.wait_for_line("SIGHUP received");
+    let (head, _) = get(addr, "/healthz");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (status, _) = server.terminate();
+    assert!(
+        status.success(),
+        "exit status after SIGHUP and SIGTERM: {status}"
+    );
+}
