@@ -109,6 +109,15 @@ impl EventHub {
         self.sender.subscribe()
     }
 
+    /// Returns the id of the newest remembered event, or 0 when none was published yet.
+    pub fn latest_id(&self) -> u64 {
+        let recent = self
+            .recent
+            .lock()
+            .expect("event buffer lock is never poisoned");
+        recent.back().map_or(0, |event| event.id)
+    }
+
     /// Returns the remembered events with an id above `after`, oldest first.
     pub fn since(&self, after: u64) -> Vec<Arc<Event>> {
         let recent = self

@@ -257,3 +257,20 @@ async fn paging_and_filters_of_the_feed() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn new_event_client_gets_only_later_events() {
+    let server = TestServer::start().await;
+    let reply = server.post_ndjson(&baseline_body()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // The baseline-updated event above is buffered, but a client without Last-Event-ID starts
+    // at the present, so the first event it sees is the suspicious run posted after it.
+    let mut sse = SseReader::connect(server.addr, None).await;
+    assert_eq!(post_latency(&server, 30, 1000.0).await["stateChanges"], 1);
+    let first = sse.next().await;
+    assert_ne!(first.name, "baseline-updated", "old event replayed: {first:?}");
+    assert_eq!(first.data["change"], "suspicious", "{first:?}");
+    drop(sse);
+    server.stop().await;
+}

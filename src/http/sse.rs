@@ -1,7 +1,7 @@
 //! `GET /api/v1/events`: Server-Sent Events.
 //!
 //! A client that sends `Last-Event-ID` first gets the newer events that the replay buffer still
-//! contains, then live ones. A keep-alive comment goes out every 15 seconds.
+//! contains, then live ones; a client without it gets only events published after it connected. A keep-alive comment goes out every 15 seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,9 @@ pub fn stream<B>(req: &http::Request<B>, state: &AppState) -> Response {
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+        // A new client starts with what happens from now on; only a reconnecting one, which
+        // names the last event it saw, gets buffered events.
+        .unwrap_or_else(|| state.events.latest_id());
     let (sender, body) = Channel::<Bytes>::new(CLIENT_FRAMES);
     tokio::spawn(feed(
         sender,
