@@ -269,7 +269,10 @@ async fn new_event_client_gets_only_later_events() {
     let mut sse = SseReader::connect(server.addr, None).await;
     assert_eq!(post_latency(&server, 30, 1000.0).await["stateChanges"], 1);
     let first = sse.next().await;
-    assert_ne!(first.name, "baseline-updated", "old event replayed: {first:?}");
+    assert_ne!(
+        first.name, "baseline-updated",
+        "old event replayed: {first:?}"
+    );
     assert_eq!(first.data["change"], "suspicious", "{first:?}");
     drop(sse);
     server.stop().await;

@@ -22,8 +22,8 @@ mod stats;
 pub use catalogue::{Catalogue, CatalogueError, CollectorSchema, FieldAnnotations};
 pub use drift::{DRIFT_CONFIRMATION_THRESHOLD, STABLE_DRIFT_RUN_COUNT, step_drift};
 pub use rules::{
-    DOMINANCE_BASE_SHARE, DOMINANCE_MAX_SHARE, SIGMA_MULTIPLIER, Triggers, classify, detect_drift,
-    evaluate, is_dominance_flip, is_spike, passes_floors, thresholds,
+    DOMINANCE_BASE_SHARE, DOMINANCE_MAX_SHARE, MAX_SAMPLE_MAGNITUDE, SIGMA_MULTIPLIER, Triggers,
+    classify, detect_drift, evaluate, is_dominance_flip, is_spike, passes_floors, thresholds,
 };
 pub use settings::{BaselineWindow, defaults, resolve};
 pub use spike::{
@@ -260,6 +260,8 @@ pub enum InvalidReason {
     Null,
     NotANumber,
     NotAString,
+    /// A number larger in magnitude than [`MAX_SAMPLE_MAGNITUDE`].
+    OutOfRange,
 }
 
 /// Suppression of a confirmed anomaly by an operator.

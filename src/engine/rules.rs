@@ -109,9 +109,14 @@ fn classify_number(value: &Value) -> Result<Sample, InvalidReason> {
     finite_number(value).map(Sample::Number)
 }
 
+/// Largest magnitude a sample may have. Squares and sums of larger values overflow f64 in the
+/// variance, which would leave the series with a NaN standard deviation and no detection.
+pub const MAX_SAMPLE_MAGNITUDE: f64 = 1e150;
+
 fn finite_number(value: &Value) -> Result<f64, InvalidReason> {
     match value {
-        Value::Number(x) if x.is_finite() => Ok(*x),
+        Value::Number(x) if x.is_finite() && x.abs() <= MAX_SAMPLE_MAGNITUDE => Ok(*x),
+        Value::Number(x) if x.is_finite() => Err(InvalidReason::OutOfRange),
         Value::Number(_) => Err(InvalidReason::NotFinite),
         Value::Null => Err(InvalidReason::Null),
         Value::Text(_) | Value::Bool(_) => Err(InvalidReason::NotANumber),
@@ -127,8 +132,7 @@ fn classify_categorical(
         Value::Bool(flag) => Ok(Sample::Category(bool_string(*flag).to_owned())),
         Value::Null => Err(InvalidReason::Null),
         Value::Number(_) if field_type == Some(FieldType::String) => Err(InvalidReason::NotAString),
-        Value::Number(x) if x.is_finite() => Ok(Sample::Number(*x)),
-        Value::Number(_) => Err(InvalidReason::NotFinite),
+        Value::Number(_) => finite_number(value).map(Sample::Number),
     }
 }
 
@@ -556,7 +560,7 @@ mod tests {
     #[test]
     fn classify_cases() {
         use FieldType::{Boolean, Number, String};
-        use InvalidReason::{NotANumber, NotAString, NotFinite, Null};
+        use InvalidReason::{NotANumber, NotAString, NotFinite, Null, OutOfRange};
         let category = |s: &str| Ok(Sample::Category(s.to_owned()));
         // (value, declared type, direction, expected)
         let cases = [
@@ -574,6 +578,15 @@ mod tests {
             ),
             (number(f64::INFINITY), None, Some(Deviation), Err(NotFinite)),
             (number(f64::NEG_INFINITY), None, None, Err(NotFinite)),
+            (number(1e308), None, Some(LowerIsBetter), Err(OutOfRange)),
+            (number(-1e151), Some(Number), None, Err(OutOfRange)),
+            (
+                number(1e150),
+                None,
+                Some(Deviation),
+                Ok(Sample::Number(1e150)),
+            ),
+            (number(1e300), None, Some(Dominance), Err(OutOfRange)),
             (Value::Null, Some(Number), Some(HigherIsBetter), Err(Null)),
             (text("12"), Some(Number), Some(Deviation), Err(NotANumber)),
             (
