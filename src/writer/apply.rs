@@ -149,7 +149,8 @@ impl Writer {
             healthy: update.status != SampleStatus::Unhealthy,
         };
         w.insert_sample(id, update.at, &sample)?;
-        counts.field_evaluations += 1;
+        // Fields of an unhealthy run are stored for the record but never evaluated.
+        counts.field_evaluations += u64::from(sample.healthy);
         counts.invalid_samples += u64::from(!sample.valid);
         if let Some(hour) = update.hour {
             group
