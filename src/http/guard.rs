@@ -19,7 +19,7 @@ pub fn check_write<B>(req: &http::Request<B>, token: Option<&Secret>) -> Result<
     }
     check_origin(req)?;
     let Some(token) = token else {
-        return Ok(());
+        return check_loopback_host(req);
     };
     let presented = req
         .headers()
@@ -64,6 +64,40 @@ fn check_origin<B>(req: &http::Request<B>) -> Result<(), ApiError> {
         "write from origin {origin} rejected; send changes from the page served by \
          anomalyd"
     )))
+}
+
+/// Rejects a browser write without a token whose `Host` is not a loopback name. A page on
+/// another site can point its own DNS name at 127.0.0.1 (DNS rebinding); its requests then look
+/// same-origin but carry that name as `Host`. Clients that send no `Origin` are not browsers
+/// and pass.
+fn check_loopback_host<B>(req: &http::Request<B>) -> Result<(), ApiError> {
+    let headers = req.headers();
+    if !headers.contains_key(header::ORIGIN) {
+        return Ok(());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if is_loopback_host(host) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "write for host {host} rejected: without an API token only 127.0.0.1, [::1] and \
+         localhost are accepted; open the page by one of those names or configure a token"
+    )))
+}
+
+/// Returns whether a `Host` header value names the local machine.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the token.
@@ -119,5 +153,28 @@ mod tests {
             ("host", "127.0.0.1:8080"),
         ]);
         assert!(check_write(&same, None).is_ok());
+    }
+
+    #[test]
+    fn rebound_host_needs_token() {
+        let rebound = write(&[
+            ("origin", "http://attacker.test"),
+            ("host", "attacker.test"),
+        ]);
+        assert!(matches!(
+            check_write(&rebound, None),
+            Err(ApiError::Forbidden(_))
+        ));
+        let token = Secret::new("t0ken");
+        let with_token = write(&[
+            ("origin", "http://anomalyd.internal"),
+            ("host", "anomalyd.internal"),
+            ("authorization", "Bearer t0ken"),
+        ]);
+        assert!(check_write(&with_token, Some(&token)).is_ok());
+        for host in ["localhost:8080", "127.0.0.1:9", "[::1]:8080", "127.0.0.1"] {
+            let local = write(&[("origin", &format!("http://{host}")), ("host", host)]);
+            assert!(check_write(&local, None).is_ok(), "{host}");
+        }
     }
 }
