@@ -48,7 +48,8 @@ enum Command {
         #[arg(long, env = "ANOMALYD_SECRETS_DIR")]
         secrets_dir: Option<PathBuf>,
         /// File holding the API token every write must carry as `Authorization: Bearer`;
-        /// required to listen on a non-loopback address.
+        /// required to listen on a non-loopback address. Without it the token is read from
+        /// `ANOMALYD_TOKEN`, if set.
         #[arg(long, env = "ANOMALYD_TOKEN_FILE")]
         token_file: Option<PathBuf>,
         /// Base URL of the settings page used in notification links; defaults to
