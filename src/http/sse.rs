@@ -1,7 +1,8 @@
 //! `GET /api/v1/events`: Server-Sent Events.
 //!
 //! A client that sends `Last-Event-ID` first gets the newer events that the replay buffer still
-//! contains, then live ones; a client without it gets only events published after it connected. A keep-alive comment goes out every 15 seconds.
+//! contains, then live ones. A client without it gets only events published after it connected.
+//! A keep-alive comment goes out every 15 seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
