@@ -24,7 +24,7 @@ pub const SCHEMA_VERSION: u64 = 2;
 pub const DATA_FILE: &str = "anomalyd.redb";
 
 /// redb's page cache; its 1 GiB default is far too much for a small host.
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 8 << 20;
 
 /// Errors of the store; each names the file, table or value involved.
 #[derive(Debug, thiserror::Error)]
