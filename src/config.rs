@@ -1,7 +1,7 @@
 //! The validated configuration model: the systems, healthchecks, collectors and notifiers that
 //! the YAML folder (or the settings API, for unmanaged entities) defines.
 //!
-//! Raw YAML structs stay inside `gitops`; everything else sees only these resolved values.
+//! Raw YAML structs stay inside `gitops`; everything else uses only these resolved values.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{AssignmentSettings, Catalogue, Kind, SchemaField, TemplateSettings};
 
-/// Where an entity was defined.
+/// Origin of an entity's definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum Source {
@@ -143,7 +143,7 @@ pub enum Importance {
     Warning,
 }
 
-/// Which notifications a notifier receives.
+/// Filter on the notifications a notifier receives.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifierFilters {

@@ -180,6 +180,18 @@ function notFound() {
 
 // ---- overview ----
 
+function deviationText(anomaly) {
+  if (anomaly.deviationUnbounded) return "∞ σ";
+  if (anomaly.deviation === null) return "—";
+  return `${fmt(anomaly.deviation)} σ`;
+}
+
+function baselineStatus(baseline, entry) {
+  if (baseline) return `Baseline ${baselineCell(baseline)}`;
+  if (entry?.learning) return `Learning: ${entry.learning.samples}/${entry.learning.required} samples`;
+  return "No baseline yet";
+}
+
 function countsText(c) {
   const parts = [`${c.series} ${c.series === 1 ? "field" : "fields"}`];
   if (c.anomaly) parts.push(`${c.anomaly} ${c.anomaly === 1 ? "anomaly" : "anomalies"}`);
@@ -484,7 +496,7 @@ function anomalyTable(anomalies, withSeries) {
       h("td", {}, badge(a.state), a.suppressed ? h("span", { class: "badge plain" }, "suppressed") : null),
       h("td", { class: "num" }, a.observedValue),
       h("td", { class: "num" }, a.baselineMean === null ? "—" : `${fmt(a.baselineMean)} ± ${fmt(a.baselineStdDev)}`),
-      h("td", { class: "num" }, a.deviationUnbounded ? "∞ σ" : a.deviation === null ? "—" : `${fmt(a.deviation)} σ`),
+      h("td", { class: "num" }, deviationText(a)),
       h("td", {}, anomalyActions(a)),
     ];
     if (withSeries) {
@@ -604,7 +616,7 @@ async function fieldView(params) {
     h("p", { class: "summary", id: "rule-summary" }, ruleSummary(eff, eff.schema)),
     h("section", { class: "panel" },
       h("h2", {}, "Recent samples"),
-      h("div", { class: "muted" }, baseline ? `Baseline ${baselineCell(baseline)}` : entry?.learning ? `Learning: ${entry.learning.samples}/${entry.learning.required} samples` : "No baseline yet"),
+      h("div", { class: "muted" }, baselineStatus(baseline, entry)),
       chart(recent, baseline, eff, feed.anomalies),
       legend()),
     h("section", { class: "panel" }, h("h2", {}, "Effective settings"), effectiveTable(eff)),

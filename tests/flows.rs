@@ -265,7 +265,7 @@ async fn new_event_client_gets_only_later_events() {
     assert_eq!(reply.status, 200, "{}", reply.text());
 
     // The baseline-updated event above is buffered, but a client without Last-Event-ID starts
-    // at the present, so the first event it sees is the suspicious run posted after it.
+    // at the present, so the first event it receives is the suspicious run posted after it.
     let mut sse = SseReader::connect(server.addr, None).await;
     assert_eq!(post_latency(&server, 30, 1000.0).await["stateChanges"], 1);
     let first = sse.next().await;

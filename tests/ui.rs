@@ -59,7 +59,7 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-/// Whether the browser is installed; on CI its absence fails the test.
+/// Returns whether the browser is installed. On CI its absence fails the test.
 fn browser_available() -> bool {
     if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() {
         return true;

@@ -2,7 +2,7 @@
 //! settings with the layer each value came from, and the spike and drift state machines.
 //!
 //! Nothing here performs I/O or reads the wall clock: every function takes the values and the
-//! event time it needs, so the live service and `anomalyd replay` get identical answers.
+//! event time it needs, so the live service and `anomalyd replay` reach identical results.
 
 use std::collections::BTreeMap;
 
@@ -52,7 +52,7 @@ impl Timestamp {
     }
 }
 
-/// Which way a field is allowed to move before it counts as worse.
+/// Direction in which a field may move before the change counts as worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
@@ -173,7 +173,7 @@ pub struct SchemaField {
     pub label: Option<String>,
 }
 
-/// Where an effective setting came from, most specific first.
+/// Source layer of an effective setting, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layer {
@@ -252,7 +252,7 @@ pub enum Outcome {
     },
 }
 
-/// Why a value was classified invalid.
+/// Reason a value was classified invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InvalidReason {
@@ -302,7 +302,7 @@ pub struct Anomaly {
     pub suppression: Option<Suppression>,
 }
 
-/// What a state machine step does to the stored row.
+/// Change a state machine step makes to the stored row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowChange {
     Unchanged,
@@ -313,7 +313,7 @@ pub enum RowChange {
     Delete,
 }
 
-/// The notification a transition asks for.
+/// Notification a transition requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NotificationKind {
@@ -340,7 +340,7 @@ pub enum Sample {
     Category(String),
 }
 
-/// Drift reading of one baseline: always computed, `drifting` says whether it fires.
+/// Drift reading of one baseline. It is always computed, and `drifting` tells whether it fires.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DriftReading {
     pub drifting: bool,

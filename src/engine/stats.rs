@@ -94,9 +94,9 @@ fn index_sum_of_squares(n: u64) -> f64 {
 /// Value counts are bounded: the first [`MAX_TRACKED_VALUES`] distinct values are counted one by
 /// one, and any later new value only increments `overflow_count`. Overflow samples still count
 /// toward the total, so they lower every share, but an overflow value can never become dominant.
-/// A summary with numeric samples is bounded harder: past [`MAX_TRACKED_NUMERIC_VALUES`]
-/// distinct values it drops its value counts and has no dominant value, both pushed one by one
-/// and merged, so per-hour summaries of a latency field stay a few dozen bytes.
+/// A summary with numeric samples is bounded harder. Past [`MAX_TRACKED_NUMERIC_VALUES`]
+/// distinct values it drops its value counts and has no dominant value, whether its samples were
+/// pushed one by one or merged. Per-hour summaries of a latency field therefore stay small.
 ///
 /// Ties for the dominant value: pushing samples one by one gives the tie to the value that
 /// reached the tied count first. After [`Summary::merge`] the order inside the pieces is gone, so

@@ -36,7 +36,7 @@ pub use status::{
 };
 pub use watch::{WatchError, Watching};
 
-/// How bad a problem is: an error keeps the document from being applied, a warning does not.
+/// Severity of a problem: an error keeps the document from being applied, a warning does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {

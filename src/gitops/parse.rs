@@ -8,7 +8,7 @@ use super::node::{Node, Position};
 /// this leaves room for ordinary use, while a billion-laughs file needs billions.
 const MAX_REPLAYED_EVENTS: usize = 10_000;
 
-/// Why a file's text could not be parsed.
+/// Reason a file's text could not be parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ParseFailure {
     pub at: Position,

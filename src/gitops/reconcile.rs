@@ -53,7 +53,7 @@ from_redb!(
     redb::CommitError
 );
 
-/// What one rescan found and did.
+/// Report of one rescan: what it found and what it applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RescanReport {
     /// True when the configuration in effect changed.

@@ -8,7 +8,7 @@ use thiserror::Error;
 /// Prefix of the environment variables that contain secrets. A `-` in a name becomes `_`.
 pub const ENV_PREFIX: &str = "ANOMALYD_SECRET_";
 
-/// Where secret values come from.
+/// Sources of secret values.
 #[derive(Debug, Clone, Default)]
 pub struct SecretSource {
     /// Folder with one file per secret, named after the secret. `None` uses only the environment.

@@ -14,7 +14,7 @@ use crate::engine::AssignmentSettings;
 /// Checkstack keys of a System spec that anomalyd accepts but does not use.
 const UNUSED_KEYS: [&str; 3] = ["groups", "environments", "dependencies"];
 
-/// What a System document may refer to.
+/// Entities a System document may refer to.
 pub(crate) struct SystemScope<'a> {
     pub healthchecks: &'a BTreeMap<String, Healthcheck>,
     pub collectors: &'a BTreeMap<String, CollectorDefinition>,

@@ -23,7 +23,7 @@ pub(crate) struct Previous {
     pub entities: BTreeMap<EntityKey, Entity>,
 }
 
-/// What became of one document.
+/// Outcome of one document.
 #[derive(Debug, Clone)]
 pub(crate) struct DocumentOutcome {
     pub file: PathBuf,

@@ -6,7 +6,7 @@ use http::{Method, header};
 use super::ApiError;
 use crate::config::Secret;
 
-/// Whether a request may change state.
+/// Returns whether a request may change state.
 pub fn is_write(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -67,9 +67,9 @@ fn check_origin<B>(req: &http::Request<B>) -> Result<(), ApiError> {
 }
 
 /// Rejects a browser write without a token whose `Host` is not a loopback name. A page on
-/// another site can point its own DNS name at 127.0.0.1 (DNS rebinding); its requests then look
-/// same-origin but carry that name as `Host`. Clients that send no `Origin` are not browsers
-/// and pass.
+/// another site can point its own DNS name at 127.0.0.1 (DNS rebinding). Its requests then look
+/// same-origin, but they carry that name as `Host`. Clients that send no `Origin` are not
+/// browsers and pass.
 fn check_loopback_host<B>(req: &http::Request<B>) -> Result<(), ApiError> {
     let headers = req.headers();
     if !headers.contains_key(header::ORIGIN) {

@@ -1,4 +1,4 @@
-//! What anomalyd knows about: systems (configured or only seen in results) with their state
+//! The inventory anomalyd keeps: systems (configured or only seen in results) with their state
 //! badge and counts, healthchecks, and the collector catalogue.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -73,7 +73,7 @@ fn ownership(source: Option<&Source>) -> (Json, bool, Option<String>) {
     }
 }
 
-/// Whether results were ever stored for the filter.
+/// Returns whether results were ever stored for the filter.
 async fn seen(state: &AppState, filter: SeriesFilter) -> Result<bool, ApiError> {
     let store = state.store.clone();
     blocking(move || Ok(!read::series(store.database(), &filter)?.is_empty())).await

@@ -153,8 +153,8 @@ impl Worker {
                     Ok(Finished::Cooldown(id)) => {
                         self.in_flight.remove(&id);
                     }
-                    // NOTE: a panicked request keeps its row marked in flight, so that row
-                    // waits for the next start; the error does not carry the row id.
+                    // NOTE: a panicked request keeps its row marked in flight until the next
+                    // start, because the join error does not carry the row id.
                     Err(error) => tracing::error!(%error, "delivery request task failed"),
                 },
             }

@@ -2,7 +2,7 @@
 //! summaries, baselines, anomaly rows and their indexes, per-series detector state and counters.
 //!
 //! `Store` opens (and migrates) the file; `write::WriteTables` is how the writer thread changes
-//! it inside one transaction; `read` answers the API from read snapshots.
+//! it inside one transaction; `read` serves the API from read snapshots.
 
 pub mod read;
 mod records;

@@ -12,7 +12,8 @@ use crate::series::SeriesKey;
 
 use super::StoreError;
 
-/// Encodes a record. Postcard fails only on types serde cannot map, and these records have none.
+/// Encodes a record. Postcard into a `Vec` fails only for serde features it does not support
+/// (such as sequences of unknown length), which these plain records do not use.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     postcard::to_stdvec(record).expect("postcard encodes plain records into a Vec")
 }

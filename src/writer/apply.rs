@@ -24,7 +24,8 @@ use super::{Done, IngestCounts, Work, WriteError, Writer};
 /// Maximum number of anomaly rows one retention pass looks at.
 const ANOMALY_SCAN_LIMIT: usize = 10_000;
 
-/// Maximum number of stale series one retention pass forgets, so a pass stays short.
+/// Maximum number of stale series whose learned data one retention pass deletes, so a pass
+/// stays short.
 const STALE_SERIES_PER_RUN: usize = 1_000;
 
 /// Changes one transaction collects before it commits.
@@ -107,7 +108,7 @@ impl Writer {
                 outbox.prune(*prune_before_ms)?;
                 Ok(Done::Delivery(state))
             }
-            // The thread answers heartbeats before they reach a transaction.
+            // The thread replies to heartbeats before they reach a transaction.
             Work::Ping => Ok(Done::Changed),
         })
     }
@@ -278,9 +279,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`, and
-    /// forgets what stale series learned. Each run removes at most one scan's worth of anomalies
-    /// and forgets at most [`STALE_SERIES_PER_RUN`] series; the rest go in later runs.
+    /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`, and the
+    /// learned data of stale series. Each run removes at most one scan's worth of anomalies and
+    /// the data of at most [`STALE_SERIES_PER_RUN`] series. The rest go in later runs.
     fn prune(
         &mut self,
         w: &mut WriteTables<'_>,

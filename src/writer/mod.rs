@@ -462,7 +462,7 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Returns whether a restored series holds nothing, because retention removed what it learned.
+/// Returns whether a restored series is empty, because retention deleted what it learned.
 fn is_forgotten(series: &SeriesSnapshot) -> bool {
     series.baseline.is_none()
         && series.spike_row.is_none()
