@@ -20,6 +20,7 @@
 //! - [`views`]: the JSON forms of stored entities for the API and the event stream.
 //! - [`probes`]: the built-in HTTP, TCP and command probes and their schedule.
 //! - [`http_client`]: the outbound HTTP client settings shared by probes and notifiers.
+//! - [`heap`]: returning freed heap memory to the kernel after bursts of work.
 //! - [`systemd`]: READY, STOPPING, the status line and health-checked watchdog pings.
 //! - [`metrics`]: the Prometheus text exposition of `GET /metrics`.
 //! - [`replay`]: `anomalyd replay`, the detector and analyzer over a recorded series in event time.
@@ -32,6 +33,7 @@ pub mod detector;
 pub mod engine;
 pub mod events;
 pub mod gitops;
+pub mod heap;
 pub mod http;
 pub mod http_client;
 pub mod ingest;

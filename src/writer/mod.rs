@@ -334,6 +334,7 @@ fn restore(store: &Store) -> Result<Restored, StoreError> {
 impl Writer {
     fn run(mut self, mut receiver: mpsc::Receiver<Job>) {
         let mut carried: Option<Job> = None;
+        let mut churn = 0;
         loop {
             let first = match carried.take() {
                 Some(job) => job,
@@ -349,7 +350,14 @@ impl Writer {
                 reply_each(batch, vec![Ok(Done::Changed)]);
                 continue;
             }
+            churn += batch.iter().map(|job| heap_churn(&job.work)).sum::<usize>();
             self.commit_group(batch);
+            if churn >= RELEASE_AFTER_CHURN && carried.is_none() && receiver.is_empty() {
+                let began = std::time::Instant::now();
+                crate::heap::release_free_memory();
+                tracing::debug!(churn, took = ?began.elapsed(), "freed heap memory returned");
+                churn = 0;
+            }
         }
         tracing::info!("writer stopped");
     }
@@ -427,6 +435,20 @@ fn gather(first: Job, receiver: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<J
         batch.push(job);
     }
     (batch, None)
+}
+
+/// Heap churn, in field samples, after which the writer returns freed memory once its queue is
+/// empty. A burst this large costs far more than returning the memory does.
+const RELEASE_AFTER_CHURN: usize = 10_000;
+
+/// How much short-lived memory a job allocates, in field samples; an analyzer run reads every
+/// series.
+fn heap_churn(work: &Work) -> usize {
+    match work {
+        Work::Ingest(results) => results.iter().map(|result| result.fields.len()).sum(),
+        Work::Analyze { .. } => RELEASE_AFTER_CHURN,
+        _ => 0,
+    }
 }
 
 fn weight(work: &Work) -> usize {
