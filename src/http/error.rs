@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP responses, all in the shape
 //! `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value as Json, json};
 
 use super::{Response, json_response};
@@ -19,7 +19,10 @@ pub enum ApiError {
     },
     PayloadTooLarge,
     NotFound(String),
-    MethodNotAllowed,
+    /// A known path with a method it does not serve. `allow` is the `Allow` header value.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     Conflict(String),
     /// A write without the configured bearer token.
     Unauthorized,
@@ -40,6 +43,10 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
+        let allow = match &self {
+            Self::MethodNotAllowed { allow } => Some(*allow),
+            _ => None,
+        };
         let (status, code, message, details) = match self {
             Self::BadRequest {
                 code,
@@ -53,10 +60,10 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, "not-found", message, Vec::new()),
-            Self::MethodNotAllowed => (
+            Self::MethodNotAllowed { allow } => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
-                "this path does not accept that method".into(),
+                format!("this path accepts only {allow}"),
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
@@ -85,7 +92,13 @@ impl ApiError {
             }
         };
         let body = json!({"error": {"code": code, "message": message, "details": details}});
-        json_response(status, &body)
+        let mut response = json_response(status, &body);
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
     }
 }
 

@@ -139,21 +139,38 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "mutes"]) => notify::list_mutes(state).await,
         (&Method::POST, ["api", "v1", "mutes"]) => notify::mute(req, state).await,
         (&Method::DELETE, ["api", "v1", "mutes"]) => notify::unmute(req, state).await,
-        (
-            _,
-            ["healthz"]
-            | ["metrics"]
-            | [
-                "api",
-                "v1",
-                "results" | "anomalies" | "baselines" | "series" | "events" | "systems"
-                | "healthchecks" | "catalogue" | "deliveries" | "mutes",
-            ]
-            | ["api", "v1", "healthchecks", _, "settings"]
-            | ["api", "v1", "systems", _, "healthchecks", _, "settings"],
-        ) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+        _ => Err(match allowed_methods(&path, segments.as_slice()) {
+            Some(allow) => ApiError::MethodNotAllowed { allow },
+            None => ApiError::NotFound(format!("no route for {method} {path}")),
+        }),
     }
+}
+
+/// Returns the `Allow` value of a path that `route` serves, or `None` for an unknown path.
+/// Every arm of `route` must be listed here, so a wrong method gets 405 and not 404.
+fn allowed_methods(path: &str, segments: &[&str]) -> Option<&'static str> {
+    if page::asset(path).is_some() {
+        return Some("GET");
+    }
+    let allow = match segments {
+        ["healthz"] | ["metrics"] => "GET",
+        ["api", "v1", "results"] => "POST",
+        ["api", "v1", "mutes"] => "GET, POST, DELETE",
+        ["api", "v1", "anomalies", _, "suppress" | "unsuppress"] => "POST",
+        ["api", "v1", "healthchecks", _, "settings"]
+        | ["api", "v1", "systems", _, "healthchecks", _, "settings"] => "GET, PUT",
+        [
+            "api",
+            "v1",
+            "anomalies" | "baselines" | "series" | "events" | "systems" | "healthchecks"
+            | "catalogue" | "gitops" | "deliveries",
+        ]
+        | ["api", "v1", "anomalies" | "systems", _]
+        | ["api", "v1", "series", "samples"]
+        | ["api", "v1", "fields", "effective"] => "GET",
+        _ => return None,
+    };
+    Some(allow)
 }
 
 /// Returns the status of every document of the config folder.
