@@ -120,3 +120,50 @@ async fn allowed_methods_are_routed() {
     assert_eq!(unknown.header("allow"), None);
     server.stop().await;
 }
+
+/// Sends the head of a request whose body is `length` bytes, then only `partial` of it, and
+/// reads until the server closes the connection.
+async fn stalled_body(addr: SocketAddr, method: &str, path: &str, partial: &str) -> RawReply {
+    let mut stream = within(TcpStream::connect(addr)).await.expect("connect");
+    let length = partial.len() + 100;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {length}\r\n\r\n{partial}"
+    );
+    within(stream.write_all(head.as_bytes()))
+        .await
+        .expect("send");
+    let mut text = String::new();
+    within(stream.read_to_string(&mut text))
+        .await
+        .expect("the server closes the connection");
+    RawReply::parse(&text)
+}
+
+#[tokio::test]
+async fn stalled_body_gets_408_and_close() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_with(temp.path().to_path_buf(), |options| {
+        options.body_read_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let cases = [
+        ("POST", "/api/v1/results", r#"{"system":"shop","#),
+        ("PUT", "/api/v1/healthchecks/web/settings", r#"{"notify":"#),
+        ("POST", "/api/v1/mutes", r#"{"system":"#),
+    ];
+    for (method, path, partial) in cases {
+        let started = std::time::Instant::now();
+        let reply = stalled_body(server.addr, method, path, partial).await;
+        assert_eq!(reply.status, 408, "{method} {path}: {}", reply.body);
+        assert_eq!(reply.header("connection"), Some("close"), "{path}");
+        let error = &reply.json()["error"];
+        assert_eq!(error["code"], "request-timeout", "{path}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains("1s"), "{path}: {message}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    }
+    let reply = server.get("/healthz").await;
+    assert_eq!(reply.status, 200, "the server still answers");
+    server.stop().await;
+}

@@ -5,7 +5,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value as Json, json};
 
 use super::{Response, json_response};
-use crate::ingest::{IngestError, MAX_BODY_BYTES};
+use crate::ingest::IngestError;
 use crate::store::StoreError;
 use crate::writer::WriteError;
 
@@ -17,7 +17,14 @@ pub enum ApiError {
         message: String,
         details: Vec<Json>,
     },
-    PayloadTooLarge,
+    /// A body over the route's size limit, in bytes.
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// A body that did not arrive within the server's time limit. The connection is closed.
+    RequestTimeout {
+        timeout: std::time::Duration,
+    },
     NotFound(String),
     /// A known path with a method it does not serve. `allow` is the `Allow` header value.
     MethodNotAllowed {
@@ -47,16 +54,29 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => Some(*allow),
             _ => None,
         };
+        let close = matches!(self, Self::RequestTimeout { .. });
         let (status, code, message, details) = match self {
             Self::BadRequest {
                 code,
                 message,
                 details,
             } => (StatusCode::BAD_REQUEST, code, message, details),
-            Self::PayloadTooLarge => (
+            Self::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
-                format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes (8 MiB)"),
+                format!(
+                    "request body exceeds the limit of {limit} bytes ({} KiB); send less per request",
+                    limit / 1024
+                ),
+                Vec::new(),
+            ),
+            Self::RequestTimeout { timeout } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                format!(
+                    "request body was not received within {timeout:?}; send the whole body \
+                     without pausing"
+                ),
                 Vec::new(),
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, "not-found", message, Vec::new()),
@@ -97,6 +117,12 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        // The rest of a timed-out body may still arrive, so the connection cannot be reused.
+        if close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -13,10 +13,11 @@ mod sse;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     pub deliveries: Arc<crate::notify::DeliveryMetrics>,
     /// Turns true when the server shuts down, so open event streams end.
     pub stopping: watch::Receiver<bool>,
+    /// Maximum time a handler waits for the rest of a request body.
+    pub body_read_timeout: Duration,
 }
 
 /// Handles one request. Every error is turned into a response here.
@@ -237,6 +240,29 @@ fn text_response(status: StatusCode, text: &'static str) -> Response {
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Full::new(Bytes::from_static(text.as_bytes())).boxed())
         .expect("a response with a valid status and header builds")
+}
+
+/// Collects a request body of at most `limit` bytes. A body still incomplete after
+/// `state.body_read_timeout` fails with 408, so a stalled client cannot hold its connection and
+/// buffer.
+async fn read_body(body: Incoming, limit: usize, state: &AppState) -> Result<Bytes, ApiError> {
+    let timeout = state.body_read_timeout;
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(collected) = collected else {
+        tracing::debug!(?timeout, "request body timed out");
+        return Err(ApiError::RequestTimeout { timeout });
+    };
+    let collected = collected.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::bad_request(
+                "unreadable-body",
+                format!("request body could not be read: {e}"),
+            )
+        }
+    })?;
+    Ok(collected.to_bytes())
 }
 
 /// Runs blocking store work off the async workers.

@@ -31,6 +31,8 @@ use probes::RunningProbes;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time limit on reading a request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Maximum wait for the first rescan of the config folder before reporting ready anyway.
 const FIRST_RESCAN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -48,6 +50,9 @@ pub struct ServeOptions {
     pub config: Option<ConfigFeed>,
     /// Maximum wait for open connections, and then for the writer, at shutdown.
     pub shutdown_timeout: Duration,
+    /// Maximum time a handler waits for a request body, counted from when it starts reading.
+    /// A slower client gets 408 and its connection is closed.
+    pub body_read_timeout: Duration,
     /// Run the analyzer at the top of every hour (and once at start when an hour was missed).
     pub hourly_analyzer: bool,
     /// Run the built-in probes of the healthchecks whose strategy anomalyd implements.
@@ -68,6 +73,7 @@ impl ServeOptions {
             secrets_dir: None,
             config: None,
             shutdown_timeout: Duration::from_secs(10),
+            body_read_timeout: BODY_READ_TIMEOUT,
             hourly_analyzer: true,
             probes: true,
             token: None,
@@ -179,6 +185,7 @@ pub async fn run(
         token: options.token.clone().map(Arc::new),
         deliveries,
         stopping,
+        body_read_timeout: options.body_read_timeout,
     };
     tracing::info!(
         %addr,
