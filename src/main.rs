@@ -9,6 +9,7 @@ use anomalyd::gitops::{self, Limits, SecretSource, Severity};
 use anomalyd::server::{self, ServeOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// Learns per-field baselines of health-check results and reports anomalies.
@@ -38,9 +39,10 @@ enum Command {
         /// Directory of the data file `anomalyd.redb`; created when missing.
         #[arg(long, env = "ANOMALYD_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
-        /// Address to listen on.
+        /// Address to listen on, as IP:PORT or HOST:PORT. A host name is resolved, and the
+        /// first of its addresses that can be bound is used.
         #[arg(long, env = "ANOMALYD_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: String,
         /// Folder of GitOps YAML files to load and watch; without it the configuration is empty.
         #[arg(long, env = "ANOMALYD_CONFIG_DIR")]
         config_dir: Option<PathBuf>,
@@ -129,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             options.delivery.public_url = public_url.unwrap_or_default();
             options.delivery.max_age = delivery_max_age;
             options.writer.retention_days = retention_days;
-            serve(options, listen)?;
+            serve(options, &listen)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, secrets_dir } => check(&dir, secrets_dir),
@@ -164,20 +166,55 @@ fn api_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Secret>> {
     Ok(Some(Secret::new(token)))
 }
 
-fn serve(options: ServeOptions, listen: SocketAddr) -> anyhow::Result<()> {
+fn serve(options: ServeOptions, listen: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = bind(listen).await?;
         let stop = shutdown_signal(options.config_dir.is_some())?;
         server::run(listener, options, stop).await?;
         Ok(())
     })
+}
+
+/// Resolves the `--listen` value and binds the first resolved address that accepts.
+async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot resolve --listen value {listen:?} ({error}); write HOST:PORT, such as \
+                 127.0.0.1:8080 or localhost:8080"
+            )
+        })?
+        .collect();
+    let mut failure = None;
+    for addr in &addrs {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                // With port 0 the kernel picks the port, so log the address actually bound.
+                let bound = listener.local_addr().unwrap_or(*addr);
+                let candidates = addrs.len();
+                tracing::info!(listen, addr = %bound, candidates, "bound the --listen address");
+                return Ok(listener);
+            }
+            Err(error) => {
+                tracing::warn!(listen, %addr, %error, "binding a resolved address failed; trying the next");
+                failure = Some(format!(
+                    "cannot listen on {addr} (from --listen {listen:?}): {error}"
+                ));
+            }
+        }
+    }
+    let message = failure.unwrap_or_else(|| {
+        format!(
+            "--listen value {listen:?} resolves to no address; write HOST:PORT with an IP address"
+        )
+    });
+    Err(anyhow::anyhow!(message))
 }
 
 /// Completes on SIGTERM (how systemd stops a service) or ctrl-c. The handlers are registered
