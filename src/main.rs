@@ -246,6 +246,19 @@ fn shutdown_signal(has_config_dir: bool) -> anyhow::Result<impl std::future::Fut
 }
 
 fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if !dir.exists() {
+        anyhow::bail!(
+            "config folder {} does not exist: create it, or give anomalyd check the folder of \
+             YAML files",
+            dir.display()
+        );
+    }
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "config folder {} is not a folder: give anomalyd check the folder of YAML files",
+            dir.display()
+        );
+    }
     let secrets = SecretSource { dir: secrets_dir };
     let problems = gitops::check_folder(dir, &secrets, &Limits::default())
         .map_err(|e| anyhow::anyhow!("cannot read the config folder {}: {e}", dir.display()))?;

@@ -158,3 +158,39 @@ fn listen_rejects_value_without_port() {
         assert!(error[0].contains("HOST:PORT"), "{stderr}");
     }
 }
+
+#[test]
+fn missing_config_dir_names_path_and_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-config");
+    let mut command = serve_command(&dir.path().join("data"));
+    command.args(["--listen", "127.0.0.1:0", "--config-dir"]);
+    command.arg(&missing);
+    let output = run_to_exit(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("No path was found"), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(error.contains(&missing.display().to_string()), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
+    assert!(error.contains("create it"), "{error}");
+    assert!(error.contains("--config-dir"), "{error}");
+}
+
+#[test]
+fn config_dir_that_is_a_file_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("checks.yaml");
+    std::fs::write(&file, "").expect("write file");
+    let mut command = serve_command(&dir.path().join("data"));
+    command.args(["--listen", "127.0.0.1:0", "--config-dir"]);
+    command.arg(&file);
+    let output = run_to_exit(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a folder"), "{stderr}");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+}

@@ -96,6 +96,22 @@ pub enum ServeError {
     Gitops(#[from] gitops::ReconcileError),
     #[error(transparent)]
     Watch(#[from] gitops::WatchError),
+    #[error(
+        "config folder {} does not exist: create it, or point --config-dir at the folder of \
+         YAML files",
+        .0.display()
+    )]
+    ConfigDirMissing(PathBuf),
+    #[error(
+        "config folder {} is not a folder: point --config-dir at the folder of YAML files",
+        .0.display()
+    )]
+    ConfigDirNotFolder(PathBuf),
+    #[error("cannot read the config folder {}: {source}", path.display())]
+    ConfigDirUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot set up the probes' HTTP client: {0}")]
     Probes(#[from] crate::http_client::ClientError),
     #[error(
@@ -117,6 +133,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     crate::metrics::note_start();
+    if let Some(dir) = &options.config_dir {
+        check_config_dir(dir)?;
+    }
     let addr = listener.local_addr().map_err(ServeError::Listener)?;
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
@@ -218,6 +237,22 @@ pub async fn run(
     following.abort();
     finish(writer, state, options.shutdown_timeout).await;
     Ok(())
+}
+
+/// Checks that the config folder exists before anything is opened, because the file watcher
+/// reports a missing folder only as "No path was found".
+fn check_config_dir(dir: &std::path::Path) -> Result<(), ServeError> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(ServeError::ConfigDirNotFolder(dir.to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(ServeError::ConfigDirMissing(dir.to_owned()))
+        }
+        Err(source) => Err(ServeError::ConfigDirUnreadable {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Starts watching the config folder, if there is one, and returns where the configuration
