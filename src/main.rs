@@ -83,13 +83,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let log_format = cli.log_format;
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
+            report_fatal(log_format, &error_chain(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the error that ends the process as an `error: ...` line on stderr. In json mode it
+/// is first logged as one JSON line at level ERROR, so log collectors record why it stopped.
+fn report_fatal(format: LogFormat, message: &str) {
+    if format == LogFormat::Json {
+        init_logging(format, "error");
+        tracing::error!(error = message, "anomalyd stopped on a fatal error");
+    }
+    eprintln!("error: {message}");
 }
 
 /// Joins an error and its causes on one line, leaving out a cause whose text the message
@@ -274,7 +286,8 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
 }
 
 /// Logs to stderr; `RUST_LOG` overrides `default_filter`. Under systemd (`JOURNAL_STREAM` or
-/// `INVOCATION_ID` set) text lines carry no timestamp, since the journal records one.
+/// `INVOCATION_ID` set) text lines carry no timestamp, since the journal records one. A second
+/// call keeps the logger of the first.
 fn init_logging(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -283,9 +296,10 @@ fn init_logging(format: LogFormat, default_filter: &str) {
         .with_writer(std::io::stderr);
     let under_systemd =
         std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text if under_systemd => builder.without_time().init(),
-        LogFormat::Text => builder.init(),
-    }
+    // An error means a logger is already installed, which is the one to keep.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text if under_systemd => builder.without_time().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }

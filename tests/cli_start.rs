@@ -194,3 +194,65 @@ fn config_dir_that_is_a_file_is_named() {
     assert!(stderr.contains("is not a folder"), "{stderr}");
     assert!(stderr.contains(&file.display().to_string()), "{stderr}");
 }
+
+/// Returns the JSON lines of `stderr` whose level is ERROR.
+fn json_errors(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|value| value["level"] == "ERROR")
+        .collect()
+}
+
+/// Returns a data folder that cannot be created, because a file sits where its parent goes.
+fn blocked_data_dir(dir: &Path) -> std::path::PathBuf {
+    let blocker = dir.join("blocker");
+    std::fs::write(&blocker, "").expect("write file");
+    blocker.join("data")
+}
+
+#[test]
+fn fatal_error_logged_as_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = blocked_data_dir(dir.path());
+    let mut command = anomalyd();
+    command.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"]);
+    command.arg("--data-dir").arg(&data);
+    let output = run_to_exit(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors = json_errors(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let error = errors[0]["fields"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&data.display().to_string()), "{stderr}");
+
+    let mut command = anomalyd();
+    command.env("ANOMALYD_LOG_FORMAT", "json");
+    command.args(["serve", "--listen", "localhost"]);
+    command.arg("--data-dir").arg(dir.path().join("data"));
+    let output = run_to_exit(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors = json_errors(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let error = errors[0]["fields"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("\"localhost\""), "{stderr}");
+}
+
+#[test]
+fn fatal_error_stays_plain_in_text_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = blocked_data_dir(dir.path());
+    let mut command = anomalyd();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data);
+    let output = run_to_exit(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(json_errors(&stderr).is_empty(), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert!(last.contains(&data.display().to_string()), "{stderr}");
+}
