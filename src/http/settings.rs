@@ -117,18 +117,27 @@ fn assignment_view(config: &ConfigSnapshot, system: &str, healthcheck: &str) -> 
     })
 }
 
-/// `GET /api/v1/healthchecks/{name}/settings`
-pub async fn get_template(name: &str, state: &AppState) -> Result<Response, ApiError> {
-    let config = state.config.borrow().clone();
+/// Returns whether a healthcheck is configured (in the folder or through the API) or named by
+/// a stored result.
+async fn healthcheck_known(state: &AppState, name: &str) -> Result<bool, ApiError> {
+    if state.config.borrow().healthchecks.contains_key(name) {
+        return Ok(true);
+    }
     let filter = SeriesFilter {
         healthcheck: Some(name.to_owned()),
         ..SeriesFilter::default()
     };
-    if !config.healthchecks.contains_key(name) && !seen(state, filter).await? {
+    seen(state, filter).await
+}
+
+/// `GET /api/v1/healthchecks/{name}/settings`
+pub async fn get_template(name: &str, state: &AppState) -> Result<Response, ApiError> {
+    if !healthcheck_known(state, name).await? {
         return Err(ApiError::NotFound(format!(
             "healthcheck {name} is neither configured nor seen in results"
         )));
     }
+    let config = state.config.borrow().clone();
     Ok(json_response(StatusCode::OK, &template_view(&config, name)))
 }
 
@@ -144,6 +153,14 @@ pub async fn put_template(
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
     let settings = api_settings::parse_template(&read_json(req, state).await?)?;
+    // Storing settings for an unknown name creates an API entity, so a misspelt name would
+    // leave a healthcheck behind that nothing reports to.
+    if !healthcheck_known(state, &name).await? {
+        return Err(ApiError::NotFound(format!(
+            "healthcheck {name} not found: it appears once a result names it or a YAML file \
+             declares it. Check the spelling, or send a result first"
+        )));
+    }
     let (overlay, store, key) = (state.overlay.clone(), state.store.clone(), name.clone());
     blocking(move || Ok(overlay.set_template(store.database(), &key, settings)?)).await?;
     tracing::info!(
