@@ -211,6 +211,8 @@ pub async fn put_assignment(
         ensure_writable("System", &system, &s.source)
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
+    // NOTE: unlike the template PUT, this accepts a pair that no result or YAML file names yet,
+    // so a misspelt system name still creates an API system.
     let settings = api_settings::parse_assignment(&read_json(req, state).await?)?;
     let (overlay, store) = (state.overlay.clone(), state.store.clone());
     let (s, h) = (system.clone(), healthcheck.clone());
