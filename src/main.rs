@@ -9,6 +9,7 @@ use anomalyd::gitops::{self, Limits, SecretSource, Severity};
 use anomalyd::server::{self, ServeOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// Learns per-field baselines of health-check results and reports anomalies.
@@ -38,9 +39,10 @@ enum Command {
         /// Directory of the data file `anomalyd.redb`; created when missing.
         #[arg(long, env = "ANOMALYD_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
-        /// Address to listen on.
+        /// Address to listen on, as IP:PORT or HOST:PORT. A host name is resolved, and the
+        /// first of its addresses that can be bound is used.
         #[arg(long, env = "ANOMALYD_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: String,
         /// Folder of GitOps YAML files to load and watch; without it the configuration is empty.
         #[arg(long, env = "ANOMALYD_CONFIG_DIR")]
         config_dir: Option<PathBuf>,
@@ -81,13 +83,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let log_format = cli.log_format;
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
+            report_fatal(log_format, &error_chain(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the error that ends the process as an `error: ...` line on stderr. In json mode it
+/// is first logged as one JSON line at level ERROR, so log collectors record why it stopped.
+fn report_fatal(format: LogFormat, message: &str) {
+    if format == LogFormat::Json {
+        init_logging(format, "error");
+        tracing::error!(error = message, "anomalyd stopped on a fatal error");
+    }
+    eprintln!("error: {message}");
 }
 
 /// Joins an error and its causes on one line, leaving out a cause whose text the message
@@ -129,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             options.delivery.public_url = public_url.unwrap_or_default();
             options.delivery.max_age = delivery_max_age;
             options.writer.retention_days = retention_days;
-            serve(options, listen)?;
+            serve(options, &listen)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, secrets_dir } => check(&dir, secrets_dir),
@@ -164,20 +178,55 @@ fn api_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Secret>> {
     Ok(Some(Secret::new(token)))
 }
 
-fn serve(options: ServeOptions, listen: SocketAddr) -> anyhow::Result<()> {
+fn serve(options: ServeOptions, listen: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = bind(listen).await?;
         let stop = shutdown_signal(options.config_dir.is_some())?;
         server::run(listener, options, stop).await?;
         Ok(())
     })
+}
+
+/// Resolves the `--listen` value and binds the first resolved address that accepts.
+async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot resolve --listen value {listen:?} ({error}); write HOST:PORT, such as \
+                 127.0.0.1:8080 or localhost:8080"
+            )
+        })?
+        .collect();
+    let mut failure = None;
+    for addr in &addrs {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                // With port 0 the kernel picks the port, so log the address actually bound.
+                let bound = listener.local_addr().unwrap_or(*addr);
+                let candidates = addrs.len();
+                tracing::info!(listen, addr = %bound, candidates, "bound the --listen address");
+                return Ok(listener);
+            }
+            Err(error) => {
+                tracing::warn!(listen, %addr, %error, "binding a resolved address failed; trying the next");
+                failure = Some(format!(
+                    "cannot listen on {addr} (from --listen {listen:?}): {error}"
+                ));
+            }
+        }
+    }
+    let message = failure.unwrap_or_else(|| {
+        format!(
+            "--listen value {listen:?} resolves to no address; write HOST:PORT with an IP address"
+        )
+    });
+    Err(anyhow::anyhow!(message))
 }
 
 /// Completes on SIGTERM (how systemd stops a service) or ctrl-c. The handlers are registered
@@ -209,6 +258,19 @@ fn shutdown_signal(has_config_dir: bool) -> anyhow::Result<impl std::future::Fut
 }
 
 fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if !dir.exists() {
+        anyhow::bail!(
+            "config folder {} does not exist: create it, or give anomalyd check the folder of \
+             YAML files",
+            dir.display()
+        );
+    }
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "config folder {} is not a folder: give anomalyd check the folder of YAML files",
+            dir.display()
+        );
+    }
     let secrets = SecretSource { dir: secrets_dir };
     let problems = gitops::check_folder(dir, &secrets, &Limits::default())
         .map_err(|e| anyhow::anyhow!("cannot read the config folder {}: {e}", dir.display()))?;
@@ -224,7 +286,8 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
 }
 
 /// Logs to stderr; `RUST_LOG` overrides `default_filter`. Under systemd (`JOURNAL_STREAM` or
-/// `INVOCATION_ID` set) text lines carry no timestamp, since the journal records one.
+/// `INVOCATION_ID` set) text lines carry no timestamp, since the journal records one. A second
+/// call keeps the logger of the first.
 fn init_logging(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -233,9 +296,10 @@ fn init_logging(format: LogFormat, default_filter: &str) {
         .with_writer(std::io::stderr);
     let under_systemd =
         std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some();
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text if under_systemd => builder.without_time().init(),
-        LogFormat::Text => builder.init(),
-    }
+    // An error means a logger is already installed, which is the one to keep.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text if under_systemd => builder.without_time().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }

@@ -58,7 +58,9 @@ fn check_fails_on_missing_folder() {
         .expect("run anomalyd check");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot read the config folder"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/anomalyd-config"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(stderr.contains("create it"), "{stderr}");
 }
 
 #[test]

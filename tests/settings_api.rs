@@ -238,6 +238,56 @@ async fn unknown_settings_get_404_and_wrong_methods_405() {
     server.stop().await;
 }
 
+/// Returns what the settings and inventory API show, to compare before and after a write.
+async fn settings_snapshot(server: &TestServer) -> Vec<(u16, Json)> {
+    let mut snapshot = Vec::new();
+    for path in [
+        "/api/v1/healthchecks",
+        "/api/v1/systems",
+        "/api/v1/healthchecks/web/settings",
+        "/api/v1/healthchecks/wbe/settings",
+    ] {
+        let reply = server.get(path).await;
+        snapshot.push((reply.status, reply.json()));
+    }
+    snapshot
+}
+
+#[tokio::test]
+async fn template_put_for_unknown_healthcheck_is_404() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    let server = TestServer::start_in(data.clone()).await;
+    let reply = server
+        .post("/api/v1/results", &latency("shop", 0, 100.0))
+        .await;
+    assert_eq!(reply.status, 200);
+    let before = settings_snapshot(&server).await;
+
+    let body = json!({"notify": false});
+    let reply = put(server.addr, "/api/v1/healthchecks/wbe/settings", &body, &[]).await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "not-found");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("wbe"), "{message}");
+    assert!(message.contains("result"), "{message}");
+    assert!(message.contains("YAML"), "{message}");
+    assert_eq!(settings_snapshot(&server).await, before);
+
+    let reply = put(server.addr, "/api/v1/healthchecks/web/settings", &body, &[]).await;
+    assert_eq!(
+        reply.status, 200,
+        "a healthcheck named by a result is editable"
+    );
+    server.stop().await;
+
+    let restarted = TestServer::start_in(data).await;
+    let typo = restarted.get("/api/v1/healthchecks/wbe/settings").await;
+    assert_eq!(typo.status, 404, "nothing was stored for the typo");
+    restarted.stop().await;
+}
+
 #[tokio::test]
 async fn yaml_defined_entities_answer_409_naming_the_file() {
     let temp = tempfile::tempdir().expect("temp dir");

@@ -1,11 +1,11 @@
 //! The one place where errors become HTTP responses, all in the shape
 //! `{"error": {"code": "...", "message": "...", "details": [...]}}`.
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value as Json, json};
 
 use super::{Response, json_response};
-use crate::ingest::{IngestError, MAX_BODY_BYTES};
+use crate::ingest::IngestError;
 use crate::store::StoreError;
 use crate::writer::WriteError;
 
@@ -17,9 +17,19 @@ pub enum ApiError {
         message: String,
         details: Vec<Json>,
     },
-    PayloadTooLarge,
+    /// A body over the route's size limit, in bytes.
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// A body that did not arrive within the server's time limit. The connection is closed.
+    RequestTimeout {
+        timeout: std::time::Duration,
+    },
     NotFound(String),
-    MethodNotAllowed,
+    /// A known path with a method it does not serve. `allow` is the `Allow` header value.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     Conflict(String),
     /// A write without the configured bearer token.
     Unauthorized,
@@ -40,23 +50,40 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
+        let allow = match &self {
+            Self::MethodNotAllowed { allow } => Some(*allow),
+            _ => None,
+        };
+        let close = matches!(self, Self::RequestTimeout { .. });
         let (status, code, message, details) = match self {
             Self::BadRequest {
                 code,
                 message,
                 details,
             } => (StatusCode::BAD_REQUEST, code, message, details),
-            Self::PayloadTooLarge => (
+            Self::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
-                format!("request body exceeds the limit of {MAX_BODY_BYTES} bytes (8 MiB)"),
+                format!(
+                    "request body exceeds the limit of {limit} bytes ({} KiB); send less per request",
+                    limit / 1024
+                ),
+                Vec::new(),
+            ),
+            Self::RequestTimeout { timeout } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                format!(
+                    "request body was not received within {timeout:?}; send the whole body \
+                     without pausing"
+                ),
                 Vec::new(),
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, "not-found", message, Vec::new()),
-            Self::MethodNotAllowed => (
+            Self::MethodNotAllowed { allow } => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
-                "this path does not accept that method".into(),
+                format!("this path accepts only {allow}"),
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
@@ -85,7 +112,19 @@ impl ApiError {
             }
         };
         let body = json!({"error": {"code": code, "message": message, "details": details}});
-        json_response(status, &body)
+        let mut response = json_response(status, &body);
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        // The rest of a timed-out body may still arrive, so the connection cannot be reused.
+        if close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

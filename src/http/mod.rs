@@ -13,10 +13,11 @@ mod sse;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     pub deliveries: Arc<crate::notify::DeliveryMetrics>,
     /// Turns true when the server shuts down, so open event streams end.
     pub stopping: watch::Receiver<bool>,
+    /// Maximum time a handler waits for the rest of a request body.
+    pub body_read_timeout: Duration,
 }
 
 /// Handles one request. Every error is turned into a response here.
@@ -139,21 +142,38 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
         (&Method::GET, ["api", "v1", "mutes"]) => notify::list_mutes(state).await,
         (&Method::POST, ["api", "v1", "mutes"]) => notify::mute(req, state).await,
         (&Method::DELETE, ["api", "v1", "mutes"]) => notify::unmute(req, state).await,
-        (
-            _,
-            ["healthz"]
-            | ["metrics"]
-            | [
-                "api",
-                "v1",
-                "results" | "anomalies" | "baselines" | "series" | "events" | "systems"
-                | "healthchecks" | "catalogue" | "deliveries" | "mutes",
-            ]
-            | ["api", "v1", "healthchecks", _, "settings"]
-            | ["api", "v1", "systems", _, "healthchecks", _, "settings"],
-        ) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+        _ => Err(match allowed_methods(&path, segments.as_slice()) {
+            Some(allow) => ApiError::MethodNotAllowed { allow },
+            None => ApiError::NotFound(format!("no route for {method} {path}")),
+        }),
     }
+}
+
+/// Returns the `Allow` value of a path that `route` serves, or `None` for an unknown path.
+/// Every arm of `route` must be listed here, so a wrong method gets 405 and not 404.
+fn allowed_methods(path: &str, segments: &[&str]) -> Option<&'static str> {
+    if page::asset(path).is_some() {
+        return Some("GET");
+    }
+    let allow = match segments {
+        ["healthz"] | ["metrics"] => "GET",
+        ["api", "v1", "results"] => "POST",
+        ["api", "v1", "mutes"] => "GET, POST, DELETE",
+        ["api", "v1", "anomalies", _, "suppress" | "unsuppress"] => "POST",
+        ["api", "v1", "healthchecks", _, "settings"]
+        | ["api", "v1", "systems", _, "healthchecks", _, "settings"] => "GET, PUT",
+        [
+            "api",
+            "v1",
+            "anomalies" | "baselines" | "series" | "events" | "systems" | "healthchecks"
+            | "catalogue" | "gitops" | "deliveries",
+        ]
+        | ["api", "v1", "anomalies" | "systems", _]
+        | ["api", "v1", "series", "samples"]
+        | ["api", "v1", "fields", "effective"] => "GET",
+        _ => return None,
+    };
+    Some(allow)
 }
 
 /// Returns the status of every document of the config folder.
@@ -220,6 +240,29 @@ fn text_response(status: StatusCode, text: &'static str) -> Response {
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Full::new(Bytes::from_static(text.as_bytes())).boxed())
         .expect("a response with a valid status and header builds")
+}
+
+/// Collects a request body of at most `limit` bytes. A body still incomplete after
+/// `state.body_read_timeout` fails with 408, so a stalled client cannot hold its connection and
+/// buffer.
+async fn read_body(body: Incoming, limit: usize, state: &AppState) -> Result<Bytes, ApiError> {
+    let timeout = state.body_read_timeout;
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(collected) = collected else {
+        tracing::debug!(?timeout, "request body timed out");
+        return Err(ApiError::RequestTimeout { timeout });
+    };
+    let collected = collected.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::bad_request(
+                "unreadable-body",
+                format!("request body could not be read: {e}"),
+            )
+        }
+    })?;
+    Ok(collected.to_bytes())
 }
 
 /// Runs blocking store work off the async workers.

@@ -1,12 +1,11 @@
 //! Delivery status (`GET /api/v1/deliveries`) and mutes (`GET`, `POST`, `DELETE /api/v1/mutes`).
 
 use http::StatusCode;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::query::Query;
-use super::{AppState, Response, blocking, json_response};
+use super::{AppState, Response, blocking, json_response, read_body};
 use crate::http::ApiError;
 use crate::notify::{self, DeliveryFilter, DeliveryState, Mute, OutboxRecord};
 use crate::views::rfc3339;
@@ -125,14 +124,14 @@ pub async fn list_mutes(state: &AppState) -> Result<Response, ApiError> {
 }
 
 pub async fn mute(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
-    let mute = read_mute(req).await?;
+    let mute = read_mute(req, state).await?;
     state.writer.mute(mute.clone()).await?;
     tracing::info!(system = %mute.system, field = mute.field.as_deref().unwrap_or(""), "notifications muted");
     Ok(json_response(StatusCode::OK, &mute))
 }
 
 pub async fn unmute(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
-    let mute = read_mute(req).await?;
+    let mute = read_mute(req, state).await?;
     let existed = state.writer.unmute(mute.clone()).await?;
     tracing::info!(system = %mute.system, field = mute.field.as_deref().unwrap_or(""), existed, "notifications unmuted");
     Ok(json_response(
@@ -151,18 +150,9 @@ struct MuteBody {
 
 /// Reads a mute from the JSON body, or from the `system` and `field` query parameters when the
 /// body is empty.
-async fn read_mute(req: http::Request<Incoming>) -> Result<Mute, ApiError> {
+async fn read_mute(req: http::Request<Incoming>, state: &AppState) -> Result<Mute, ApiError> {
     let q = Query::parse(req.uri().query());
-    let body = Limited::new(req.into_body(), MAX_MUTE_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            ApiError::bad_request(
-                "unreadable-body",
-                format!("request body could not be read: {e}"),
-            )
-        })?
-        .to_bytes();
+    let body = read_body(req.into_body(), MAX_MUTE_BODY_BYTES, state).await?;
     let (system, field) = if body.iter().all(u8::is_ascii_whitespace) {
         (q.required("system")?, q.text("field"))
     } else {

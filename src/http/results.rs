@@ -2,34 +2,20 @@
 //! after the commit.
 
 use http::{StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{AppState, Response, blocking, json_response};
+use super::{AppState, Response, blocking, json_response, read_body};
 use crate::http::ApiError;
 use crate::ingest::{self, Framing, MAX_BODY_BYTES};
 
 pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let framing = framing(&req);
     if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
     }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request(
-                    "unreadable-body",
-                    format!("request body could not be read: {e}"),
-                )
-            }
-        })?;
-    let body = body.to_bytes();
+    let body = read_body(req.into_body(), MAX_BODY_BYTES, state).await?;
     let results = blocking(move || Ok(ingest::parse(&body, framing)?)).await?;
     let counts = state.writer.ingest(results).await?;
     Ok(json_response(StatusCode::OK, &counts))

@@ -2,12 +2,11 @@
 //! config folder does not define) and the effective settings of one field with their layers.
 
 use http::StatusCode;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value as Json, json};
 
 use super::query::Query;
-use super::{AppState, Response, blocking, json_response};
+use super::{AppState, Response, blocking, json_response, read_body};
 use crate::api_settings::{self, ApiSettingsError};
 use crate::config::{ConfigSnapshot, Source};
 use crate::detector::{effective_settings, schema_field, split_field_path};
@@ -79,14 +78,8 @@ async fn seen(state: &AppState, filter: SeriesFilter) -> Result<bool, ApiError> 
     blocking(move || Ok(!read::series(store.database(), &filter)?.is_empty())).await
 }
 
-async fn read_json(req: http::Request<Incoming>) -> Result<Json, ApiError> {
-    let body = Limited::new(req.into_body(), MAX_SETTINGS_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            ApiError::bad_request("unreadable-body", format!("settings body unreadable: {e}"))
-        })?
-        .to_bytes();
+async fn read_json(req: http::Request<Incoming>, state: &AppState) -> Result<Json, ApiError> {
+    let body = read_body(req.into_body(), MAX_SETTINGS_BYTES, state).await?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("malformed-json", format!("settings body is not JSON: {e}"))
     })
@@ -124,18 +117,27 @@ fn assignment_view(config: &ConfigSnapshot, system: &str, healthcheck: &str) -> 
     })
 }
 
-/// `GET /api/v1/healthchecks/{name}/settings`
-pub async fn get_template(name: &str, state: &AppState) -> Result<Response, ApiError> {
-    let config = state.config.borrow().clone();
+/// Returns whether a healthcheck is configured (in the folder or through the API) or named by
+/// a stored result.
+async fn healthcheck_known(state: &AppState, name: &str) -> Result<bool, ApiError> {
+    if state.config.borrow().healthchecks.contains_key(name) {
+        return Ok(true);
+    }
     let filter = SeriesFilter {
         healthcheck: Some(name.to_owned()),
         ..SeriesFilter::default()
     };
-    if !config.healthchecks.contains_key(name) && !seen(state, filter).await? {
+    seen(state, filter).await
+}
+
+/// `GET /api/v1/healthchecks/{name}/settings`
+pub async fn get_template(name: &str, state: &AppState) -> Result<Response, ApiError> {
+    if !healthcheck_known(state, name).await? {
         return Err(ApiError::NotFound(format!(
             "healthcheck {name} is neither configured nor seen in results"
         )));
     }
+    let config = state.config.borrow().clone();
     Ok(json_response(StatusCode::OK, &template_view(&config, name)))
 }
 
@@ -150,7 +152,15 @@ pub async fn put_template(
         ensure_writable("Healthcheck", &name, &h.source)
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
-    let settings = api_settings::parse_template(&read_json(req).await?)?;
+    let settings = api_settings::parse_template(&read_json(req, state).await?)?;
+    // Storing settings for an unknown name creates an API entity, so a misspelt name would
+    // leave a healthcheck behind that nothing reports to.
+    if !healthcheck_known(state, &name).await? {
+        return Err(ApiError::NotFound(format!(
+            "healthcheck {name} not found: it appears once a result names it or a YAML file \
+             declares it. Check the spelling, or send a result first"
+        )));
+    }
     let (overlay, store, key) = (state.overlay.clone(), state.store.clone(), name.clone());
     blocking(move || Ok(overlay.set_template(store.database(), &key, settings)?)).await?;
     tracing::info!(
@@ -201,7 +211,9 @@ pub async fn put_assignment(
         ensure_writable("System", &system, &s.source)
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
-    let settings = api_settings::parse_assignment(&read_json(req).await?)?;
+    // NOTE: unlike the template PUT, this accepts a pair that no result or YAML file names yet,
+    // so a misspelt system name still creates an API system.
+    let settings = api_settings::parse_assignment(&read_json(req, state).await?)?;
     let (overlay, store) = (state.overlay.clone(), state.store.clone());
     let (s, h) = (system.clone(), healthcheck.clone());
     blocking(move || Ok(overlay.set_assignment(store.database(), &s, &h, settings)?)).await?;

@@ -31,6 +31,8 @@ use probes::RunningProbes;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time limit on reading a request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Maximum wait for the first rescan of the config folder before reporting ready anyway.
 const FIRST_RESCAN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -48,6 +50,9 @@ pub struct ServeOptions {
     pub config: Option<ConfigFeed>,
     /// Maximum wait for open connections, and then for the writer, at shutdown.
     pub shutdown_timeout: Duration,
+    /// Maximum time a handler waits for a request body, counted from when it starts reading.
+    /// A slower client gets 408 and its connection is closed.
+    pub body_read_timeout: Duration,
     /// Run the analyzer at the top of every hour (and once at start when an hour was missed).
     pub hourly_analyzer: bool,
     /// Run the built-in probes of the healthchecks whose strategy anomalyd implements.
@@ -68,6 +73,7 @@ impl ServeOptions {
             secrets_dir: None,
             config: None,
             shutdown_timeout: Duration::from_secs(10),
+            body_read_timeout: BODY_READ_TIMEOUT,
             hourly_analyzer: true,
             probes: true,
             token: None,
@@ -90,6 +96,22 @@ pub enum ServeError {
     Gitops(#[from] gitops::ReconcileError),
     #[error(transparent)]
     Watch(#[from] gitops::WatchError),
+    #[error(
+        "config folder {} does not exist: create it, or point --config-dir at the folder of \
+         YAML files",
+        .0.display()
+    )]
+    ConfigDirMissing(PathBuf),
+    #[error(
+        "config folder {} is not a folder: point --config-dir at the folder of YAML files",
+        .0.display()
+    )]
+    ConfigDirNotFolder(PathBuf),
+    #[error("cannot read the config folder {}: {source}", path.display())]
+    ConfigDirUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot set up the probes' HTTP client: {0}")]
     Probes(#[from] crate::http_client::ClientError),
     #[error(
@@ -111,6 +133,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     crate::metrics::note_start();
+    if let Some(dir) = &options.config_dir {
+        check_config_dir(dir)?;
+    }
     let addr = listener.local_addr().map_err(ServeError::Listener)?;
     let dir = options.data_dir.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
@@ -179,6 +204,7 @@ pub async fn run(
         token: options.token.clone().map(Arc::new),
         deliveries,
         stopping,
+        body_read_timeout: options.body_read_timeout,
     };
     tracing::info!(
         %addr,
@@ -211,6 +237,22 @@ pub async fn run(
     following.abort();
     finish(writer, state, options.shutdown_timeout).await;
     Ok(())
+}
+
+/// Checks that the config folder exists before anything is opened, because the file watcher
+/// reports a missing folder only as "No path was found".
+fn check_config_dir(dir: &std::path::Path) -> Result<(), ServeError> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err(ServeError::ConfigDirNotFolder(dir.to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(ServeError::ConfigDirMissing(dir.to_owned()))
+        }
+        Err(source) => Err(ServeError::ConfigDirUnreadable {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Starts watching the config folder, if there is one, and returns where the configuration
