@@ -180,6 +180,10 @@ async fn unmanaged_settings_are_stored_applied_and_kept() {
 #[tokio::test]
 async fn bad_values_get_400_and_change_nothing() {
     let server = TestServer::start().await;
+    let reply = server
+        .post("/api/v1/results", &latency("shop", 0, 100.0))
+        .await;
+    assert_eq!(reply.status, 200);
     let good = json!({"fieldOverrides": {LATENCY_FIELD: {"sensitivity": 2}}});
     let reply = put(server.addr, &assignment_path("shop", "web"), &good, &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -289,6 +293,46 @@ async fn template_put_for_unknown_healthcheck_is_404() {
 }
 
 #[tokio::test]
+async fn assignment_put_for_unknown_pair_is_404() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    let server = TestServer::start_in(data.clone()).await;
+    let reply = server
+        .post("/api/v1/results", &latency("shop", 0, 100.0))
+        .await;
+    assert_eq!(reply.status, 200);
+    let before = settings_snapshot(&server).await;
+
+    let body = json!({"notify": false});
+    for (system, healthcheck) in [("shpo", "web"), ("shop", "wbe")] {
+        let path = assignment_path(system, healthcheck);
+        let reply = put(server.addr, &path, &body, &[]).await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text());
+        let error = &reply.json()["error"];
+        assert_eq!(error["code"], "not-found");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(system), "{message}");
+        assert!(message.contains(healthcheck), "{message}");
+    }
+    assert_eq!(settings_snapshot(&server).await, before);
+
+    let reply = put(server.addr, &assignment_path("shop", "web"), &body, &[]).await;
+    assert_eq!(reply.status, 200, "a pair named by a result is editable");
+    server.stop().await;
+
+    let restarted = TestServer::start_in(data).await;
+    let systems = restarted.get("/api/v1/systems").await.json();
+    let names: Vec<&str> = systems["systems"]
+        .as_array()
+        .expect("systems list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["shop"], "nothing was stored for the typo");
+    restarted.stop().await;
+}
+
+#[tokio::test]
 async fn yaml_defined_entities_answer_409_naming_the_file() {
     let temp = tempfile::tempdir().expect("temp dir");
     let server = managed_server(temp.path()).await;
@@ -327,6 +371,16 @@ async fn writes_need_the_token_and_the_same_origin() {
     assert_eq!(results.json()["error"]["code"], "unauthorized");
 
     let right = [("authorization", "Bearer letmein")];
+    let seeded = within(request(
+        server.addr,
+        "POST",
+        "/api/v1/results",
+        &right,
+        latency("shop", 0, 100.0).as_bytes(),
+    ))
+    .await
+    .expect("POST");
+    assert_eq!(seeded.status, 200, "{}", seeded.text());
     assert_eq!(put(server.addr, &path, &body, &right).await.status, 200);
     assert_eq!(server.get(&path).await.status, 200, "reads need no token");
 

@@ -180,8 +180,20 @@ pub async fn get_assignment(
     healthcheck: &str,
     state: &AppState,
 ) -> Result<Response, ApiError> {
+    ensure_assignment_known(state, system, healthcheck).await?;
     let config = state.config.borrow().clone();
-    let configured = config.systems.get(system).is_some_and(|s| {
+    let view = assignment_view(&config, system, healthcheck);
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// Rejects a system and healthcheck pair that no configuration assigns and no result names, so
+/// a misspelt name never becomes an API system that nothing reports to.
+async fn ensure_assignment_known(
+    state: &AppState,
+    system: &str,
+    healthcheck: &str,
+) -> Result<(), ApiError> {
+    let configured = state.config.borrow().systems.get(system).is_some_and(|s| {
         s.healthchecks.iter().any(|h| h == healthcheck) || s.anomaly.contains_key(healthcheck)
     });
     let filter = SeriesFilter {
@@ -189,13 +201,14 @@ pub async fn get_assignment(
         healthcheck: Some(healthcheck.to_owned()),
         ..SeriesFilter::default()
     };
-    if !configured && !seen(state, filter).await? {
-        return Err(ApiError::NotFound(format!(
-            "system {system} has no healthcheck {healthcheck} in the configuration or in results"
-        )));
+    if configured || seen(state, filter).await? {
+        return Ok(());
     }
-    let view = assignment_view(&config, system, healthcheck);
-    Ok(json_response(StatusCode::OK, &view))
+    Err(ApiError::NotFound(format!(
+        "system {system} has no healthcheck {healthcheck} in the configuration or in results: \
+         the pair appears once a result names both or a YAML file assigns it. Check the spelling, \
+         or send a result first"
+    )))
 }
 
 /// `PUT /api/v1/systems/{system}/healthchecks/{healthcheck}/settings`
@@ -211,9 +224,8 @@ pub async fn put_assignment(
         ensure_writable("System", &system, &s.source)
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
-    // NOTE: unlike the template PUT, this accepts a pair that no result or YAML file names yet,
-    // so a misspelt system name still creates an API system.
     let settings = api_settings::parse_assignment(&read_json(req, state).await?)?;
+    ensure_assignment_known(state, &system, &healthcheck).await?;
     let (overlay, store) = (state.overlay.clone(), state.store.clone());
     let (s, h) = (system.clone(), healthcheck.clone());
     blocking(move || Ok(overlay.set_assignment(store.database(), &s, &h, settings)?)).await?;
