@@ -69,6 +69,16 @@ pub async fn wait_for_folder(server: &TestServer) {
     .await;
 }
 
+/// Starts a server on `data` and stores one result of healthcheck `web` on system `shop`.
+async fn server_with_shop_result(data: std::path::PathBuf) -> TestServer {
+    let server = TestServer::start_in(data).await;
+    let reply = server
+        .post("/api/v1/results", &latency("shop", 0, 100.0))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    server
+}
+
 fn assignment_path(system: &str, healthcheck: &str) -> String {
     format!("/api/v1/systems/{system}/healthchecks/{healthcheck}/settings")
 }
@@ -130,11 +140,7 @@ async fn inventory_lists_configured_and_seen_entities() {
 async fn unmanaged_settings_are_stored_applied_and_kept() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
-    let server = TestServer::start_in(data.clone()).await;
-    let reply = server
-        .post("/api/v1/results", &latency("shop", 0, 100.0))
-        .await;
-    assert_eq!(reply.status, 200);
+    let server = server_with_shop_result(data.clone()).await;
 
     let before = server.get(&effective_path("shop")).await.json();
     assert_eq!(
@@ -179,11 +185,8 @@ async fn unmanaged_settings_are_stored_applied_and_kept() {
 
 #[tokio::test]
 async fn bad_values_get_400_and_change_nothing() {
-    let server = TestServer::start().await;
-    let reply = server
-        .post("/api/v1/results", &latency("shop", 0, 100.0))
-        .await;
-    assert_eq!(reply.status, 200);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = server_with_shop_result(temp.path().join("data")).await;
     let good = json!({"fieldOverrides": {LATENCY_FIELD: {"sensitivity": 2}}});
     let reply = put(server.addr, &assignment_path("shop", "web"), &good, &[]).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -261,11 +264,7 @@ async fn settings_snapshot(server: &TestServer) -> Vec<(u16, Json)> {
 async fn template_put_for_unknown_healthcheck_is_404() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
-    let server = TestServer::start_in(data.clone()).await;
-    let reply = server
-        .post("/api/v1/results", &latency("shop", 0, 100.0))
-        .await;
-    assert_eq!(reply.status, 200);
+    let server = server_with_shop_result(data.clone()).await;
     let before = settings_snapshot(&server).await;
 
     let body = json!({"notify": false});
@@ -296,11 +295,7 @@ async fn template_put_for_unknown_healthcheck_is_404() {
 async fn assignment_put_for_unknown_pair_is_404() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
-    let server = TestServer::start_in(data.clone()).await;
-    let reply = server
-        .post("/api/v1/results", &latency("shop", 0, 100.0))
-        .await;
-    assert_eq!(reply.status, 200);
+    let server = server_with_shop_result(data.clone()).await;
     let before = settings_snapshot(&server).await;
 
     let body = json!({"notify": false});
