@@ -337,3 +337,131 @@ fn config_dir_rejects_settings_flags() {
         "{error}"
     );
 }
+
+/// Runs the binary on `input` written into a fresh folder, with `--events` and `--scores`
+/// pointing into it and the scores file already holding earlier output. Returns the exit
+/// status, stdout, stderr and the folder.
+fn run_binary_on(name: &str, input: &str) -> (bool, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join(name), input).expect("write input");
+    fs::write(dir.path().join("scores.csv"), "earlier output\n").expect("write scores");
+    let output = Command::new(env!("CARGO_BIN_EXE_anomalyd"))
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            name,
+            "--events",
+            "events.ndjson",
+            "--scores",
+            "scores.csv",
+        ])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
+    let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+    (output.status.success(), stdout, stderr, dir)
+}
+
+/// Asserts that a rejected replay wrote no events and left the scores file alone.
+fn assert_nothing_written(dir: &Path, stdout: &str) {
+    assert!(stdout.is_empty(), "stdout: {stdout}");
+    assert!(
+        !dir.join("events.ndjson").exists(),
+        "an events file was created"
+    );
+    let scores = fs::read_to_string(dir.join("scores.csv")).expect("scores file");
+    assert_eq!(scores, "earlier output\n");
+}
+
+#[test]
+fn binary_rejects_empty_csv() {
+    for input in ["", "\n  \n"] {
+        let (success, stdout, stderr, dir) = run_binary_on("empty.csv", input);
+        assert!(!success, "{input:?} was accepted");
+        assert!(stderr.contains("empty.csv is empty"), "{stderr}");
+        assert!(stderr.contains("`timestamp,value` rows"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert_nothing_written(dir.path(), &stdout);
+    }
+}
+
+#[test]
+fn binary_rejects_header_only_csv() {
+    let (success, stdout, stderr, dir) = run_binary_on("header.csv", "timestamp,value\n\n");
+    assert!(!success);
+    assert!(
+        stderr.contains("header.csv has a header but no rows"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_nothing_written(dir.path(), &stdout);
+}
+
+#[test]
+fn binary_rejects_backward_timestamps() {
+    let input = concat!(
+        "timestamp,value\n",
+        "2020-01-01 00:00:00,1\n",
+        "2020-01-01 00:05:00,2\n",
+        "2020-01-01 00:05:00,3\n",
+        "2020-01-01 00:04:59,4\n",
+        "2020-01-01 00:10:00,5\n",
+    );
+    let (success, stdout, stderr, dir) = run_binary_on("unsorted.csv", input);
+    assert!(!success);
+    assert!(
+        stderr.contains(
+            "unsorted.csv line 5: timestamp 2020-01-01 00:04:59 is earlier than \
+             2020-01-01 00:05:00 on line 4"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_nothing_written(dir.path(), &stdout);
+}
+
+#[test]
+fn ndjson_backward_timestamps_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = |minute: u32| {
+        format!(
+            "{{\"system\":\"shop\",\"healthcheck\":\"api\",\"status\":\"healthy\",\
+             \"timestamp\":\"2020-01-01T00:{minute:02}:00Z\",\
+             \"collectors\":{{\"custom.probe\":{{\"latencyMs\":100}}}}}}\n"
+        )
+    };
+    let input = dir.path().join("results.ndjson");
+    fs::write(&input, [line(1), line(2), line(0)].concat()).expect("write input");
+    let mut unsorted = args(input);
+    unsorted.events = Some(dir.path().join("events.ndjson"));
+    let error = replay::run(&unsorted, &mut Vec::new()).expect_err("rows out of order");
+    let message = error.to_string();
+    assert!(message.contains("results.ndjson line 3"), "{message}");
+    assert!(
+        message.contains("2020-01-01T00:00:00Z is earlier than 2020-01-01T00:02:00Z on line 2"),
+        "{message}"
+    );
+    assert!(!dir.path().join("events.ndjson").exists());
+
+    let empty = dir.path().join("empty.ndjson");
+    fs::write(&empty, "\n").expect("write input");
+    let error = replay::run(&args(empty), &mut Vec::new()).expect_err("no rows");
+    assert!(
+        error.to_string().contains("empty.ndjson is empty"),
+        "{error}"
+    );
+}
+
+#[test]
+fn equal_timestamps_replay_in_file_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = csv_with(48, 3);
+    text.push_str("2020-01-01 04:10:00,100\n");
+    let input = dir.path().join("repeated.csv");
+    fs::write(&input, text).expect("write input");
+    let mut args = args(input);
+    args.events = Some(dir.path().join("events.ndjson"));
+    let (summary, _) = run_quietly(&args);
+    assert_eq!(summary.rows, 52);
+    assert_eq!(summary.confirmed().count(), 1, "{summary}");
+}

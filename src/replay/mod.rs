@@ -43,6 +43,24 @@ pub enum ReplayError {
     ConfigDir { path: PathBuf, source: io::Error },
     #[error("--{flag} cannot be combined with --config-dir: set it in the folder instead")]
     FlagWithConfigDir { flag: &'static str },
+    #[error("{path} is empty: add {expected}")]
+    EmptyInput {
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("{path} has a header but no rows: add `timestamp,value` rows below the header")]
+    HeaderOnly { path: PathBuf },
+    #[error(
+        "{path} line {line}: timestamp {timestamp} is earlier than {previous} on line \
+         {previous_line}; sort the rows by timestamp, because replay runs in event time"
+    )]
+    OutOfOrder {
+        path: PathBuf,
+        line: usize,
+        timestamp: String,
+        previous_line: usize,
+        previous: String,
+    },
 }
 
 /// Input formats replay reads.
@@ -146,6 +164,7 @@ pub fn run(args: &ReplayArgs, summary_out: &mut dyn Write) -> Result<ReplaySumma
         InputFormat::Csv => parse_csv(&text, &csv_series(args)?)?,
         InputFormat::Ndjson => parse_ndjson(&text)?,
     };
+    check_rows(&args.input, format, &text, &rows)?;
     let config = match &args.config_dir {
         Some(folder) => folder_config(args, folder, summary_out)?,
         None => flag_config(args, format, &rows)?,
@@ -193,6 +212,60 @@ pub fn replay(rows: &[InputRow], config: &ConfigSnapshot) -> ReplayOutcome {
         events: recorder.events,
         scores: recorder.scores,
         summary: recorder.summary,
+    }
+}
+
+/// Rejects input that has no rows or whose timestamps go backwards, before anything is written.
+/// Equal timestamps are accepted and replayed in file order, because several results of one
+/// check run, or of different series, can share a timestamp.
+fn check_rows(
+    path: &Path,
+    format: InputFormat,
+    text: &str,
+    rows: &[InputRow],
+) -> Result<(), ReplayError> {
+    if rows.is_empty() {
+        return Err(no_rows_error(path, format, text));
+    }
+    let Some(pair) = rows
+        .windows(2)
+        .find(|pair| pair[1].result.timestamp < pair[0].result.timestamp)
+    else {
+        return Ok(());
+    };
+    let (previous, row) = (&pair[0], &pair[1]);
+    Err(ReplayError::OutOfOrder {
+        path: path.to_owned(),
+        line: row.line,
+        timestamp: timestamp_as_written(row),
+        previous_line: previous.line,
+        previous: timestamp_as_written(previous),
+    })
+}
+
+/// Builds the error for input without rows. A non-blank CSV file without rows contains only its
+/// header, because any other non-blank line either becomes a row or fails to parse.
+fn no_rows_error(path: &Path, format: InputFormat, text: &str) -> ReplayError {
+    let path = path.to_owned();
+    match format {
+        InputFormat::Csv if !text.trim().is_empty() => ReplayError::HeaderOnly { path },
+        InputFormat::Csv => ReplayError::EmptyInput {
+            path,
+            expected: "`timestamp,value` rows",
+        },
+        InputFormat::Ndjson => ReplayError::EmptyInput {
+            path,
+            expected: "one JSON check result per line",
+        },
+    }
+}
+
+/// Returns a row's timestamp as the file wrote it (CSV), or in RFC 3339 (NDJSON).
+fn timestamp_as_written(row: &InputRow) -> String {
+    if row.timestamp_text.is_empty() {
+        rfc3339(row.result.timestamp)
+    } else {
+        row.timestamp_text.clone()
     }
 }
 
