@@ -465,3 +465,64 @@ fn equal_timestamps_replay_in_file_order() {
     assert_eq!(summary.rows, 52);
     assert_eq!(summary.confirmed().count(), 1, "{summary}");
 }
+
+/// `normal` rows around 100 then `anomalous` rows of 10, five minutes apart.
+fn csv_with_drop(normal: usize, anomalous: usize) -> String {
+    csv_with(normal, anomalous).replace(",1000\n", ",10\n")
+}
+
+/// Replays `text` as series `system`/`healthcheck`/`field`, with the test folder or without,
+/// and returns the summary lines of the confirmed episodes and the number of suspicious ones.
+fn episodes_of(text: &str, identity: [&str; 3], with_folder: bool) -> (Vec<String>, usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("series.csv");
+    fs::write(&input, text).expect("write input");
+    let mut args = args(input);
+    args.system = identity[0].into();
+    args.healthcheck = identity[1].into();
+    args.field = identity[2].into();
+    args.events = Some(dir.path().join("events.ndjson"));
+    if with_folder {
+        args.config_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitops"));
+    }
+    let (summary, _) = run_quietly(&args);
+    let confirmed = summary.confirmed().map(ToString::to_string).collect();
+    (confirmed, summary.suspicious_episodes())
+}
+
+#[test]
+fn config_dir_keeps_unmentioned_direction() {
+    const DNS: &str = "collectors.healthcheck-dns.lookup.resolutionTimeMs";
+    // The test folder sets nothing for these fields: the first two have no catalogue entry,
+    // the third is a built-in field whose catalogue direction is lower-is-better.
+    let cases = [
+        (["replay", "replay", replay::CSV_FIELD_PATH], true, 1),
+        (["replay", "replay", replay::CSV_FIELD_PATH], false, 1),
+        (
+            ["payments-api", "payments-api-http", replay::CSV_FIELD_PATH],
+            false,
+            1,
+        ),
+        (["replay", "replay", DNS], true, 1),
+        (["replay", "replay", DNS], false, 0),
+    ];
+    for (identity, rises, expected) in cases {
+        let text = if rises {
+            csv_with(48, 3)
+        } else {
+            csv_with_drop(48, 3)
+        };
+        let (flags, flag_suspicious) = episodes_of(&text, identity, false);
+        let (folder, folder_suspicious) = episodes_of(&text, identity, true);
+        assert_eq!(
+            flags.len(),
+            expected,
+            "{identity:?} rises {rises}: {flags:?}"
+        );
+        assert_eq!(folder, flags, "{identity:?} rises {rises}");
+        assert_eq!(
+            folder_suspicious, flag_suspicious,
+            "{identity:?} rises {rises}"
+        );
+    }
+}
