@@ -176,6 +176,11 @@ fn render_analyzer(out: &mut Exposition, w: &StatsSnapshot) {
         "Duration of the last analyzer run.",
         w.last_analyzer_time.as_secs_f64(),
     );
+    out.counter(
+        "anomalyd_retention_follow_up_passes_total",
+        "Retention passes run after a pass reached its raw sample limit.",
+        w.retention_follow_ups,
+    );
 }
 
 fn render_process(out: &mut Exposition, p: &Process) {
@@ -239,12 +244,14 @@ mod tests {
     fn renders_counters_gauges_and_labels() {
         let mut scrape = Scrape::default();
         scrape.writer.results = 7;
+        scrape.writer.retention_follow_ups = 4;
         scrape.totals.series = 3;
         scrape.totals.open.insert((Kind::Drift, State::Anomaly), 2);
         scrape.gitops_errors = Some(1);
         let text = render(&scrape);
         assert!(text.contains("# TYPE anomalyd_results_total counter\nanomalyd_results_total 7\n"));
         assert!(text.contains("anomalyd_series 3\n"));
+        assert!(text.contains("anomalyd_retention_follow_up_passes_total 4\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"drift\",state=\"anomaly\"} 2\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"spike\",state=\"suspicious\"} 0\n"));
         assert!(text.contains("anomalyd_gitops_documents_in_error 1\n"));

@@ -268,3 +268,162 @@ async fn stale_series_forgotten_fresh_kept() {
         .expect("join")
         .expect("writer thread");
 }
+
+/// Writes `count` raw samples of series `id`, one a minute from `first`.
+fn put_samples(tables: &mut WriteTables<'_>, id: u64, first: Timestamp, count: i64) {
+    let record = anomalyd::store::SampleRecord {
+        value: anomalyd::store::ValueRecord::Number(100.0),
+        valid: true,
+        healthy: true,
+    };
+    for minute in 0..count {
+        let at = Timestamp::from_millis(first.as_millis() + minute * 60_000);
+        tables.insert_sample(id, at, &record).expect("sample");
+    }
+}
+
+fn count_samples(store: &Store, id: u64, from: Timestamp, to: Timestamp) -> usize {
+    read::samples(store.database(), id, from, to, usize::MAX)
+        .expect("samples")
+        .len()
+}
+
+#[tokio::test]
+async fn raw_sample_backlog_pruned_in_bounded_passes() {
+    const DAY_MS: i64 = 24 * 3_600_000;
+    const LIMIT: usize = 1_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
+
+    // Without configuration every window is 7 days, so samples older than 7 days expire.
+    let now = Timestamp::from_millis(1_767_312_000_000); // 2026-01-02T00:00:00Z
+    let old = Timestamp::from_millis(now.as_millis() - 30 * DAY_MS);
+    let recent = Timestamp::from_millis(now.as_millis() - 6 * DAY_MS);
+    let keys = ["shop", "blog"].map(|system| anomalyd::series::SeriesKey {
+        system: system.into(),
+        healthcheck: "web".into(),
+        environment: None,
+        field_path: "collectors.healthcheck-http.request.responseTimeMs".into(),
+    });
+    let ids = {
+        let tx = store.database().begin_write().expect("begin");
+        let mut tables = WriteTables::open(&tx).expect("tables");
+        let ids = keys
+            .each_ref()
+            .map(|key| tables.series_id(key).expect("series"));
+        put_samples(&mut tables, ids[0], old, 1_700);
+        put_samples(&mut tables, ids[1], old, 900);
+        for id in ids {
+            put_samples(&mut tables, id, recent, 50);
+        }
+        tables.finish().expect("finish");
+        tx.commit().expect("commit");
+        ids
+    };
+    let options = writer::WriterOptions {
+        raw_samples_per_run: LIMIT,
+        ..writer::WriterOptions::default()
+    };
+    let writer = writer::start(
+        store.clone(),
+        config,
+        Arc::new(EventHub::default()),
+        options,
+    )
+    .expect("writer");
+    let handle = writer.handle();
+    let expired_left = || {
+        ids.iter()
+            .map(|&id| {
+                count_samples(
+                    &store,
+                    id,
+                    old,
+                    Timestamp::from_millis(recent.as_millis() - 1),
+                )
+            })
+            .sum::<usize>()
+    };
+
+    // 2 600 expired samples: the analyzer run's pass deletes 1 000, and the writer follows up
+    // with two more passes, 1 000 and 600, while its queue is empty.
+    let at = Timestamp::from_millis(now.as_millis() + 3_600_000);
+    within(handle.analyze(at)).await.expect("analyze");
+    within(async {
+        while expired_left() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // A follow-up pass is counted after its commit, shortly after the samples are gone.
+    within(async {
+        while handle.stats().snapshot().retention_follow_ups < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    within(handle.ping()).await.expect("ping");
+    assert_eq!(handle.stats().snapshot().retention_follow_ups, 2);
+    for id in ids {
+        let unexpired = count_samples(&store, id, recent, Timestamp::from_millis(i64::MAX));
+        assert_eq!(unexpired, 50, "series {id} lost unexpired samples");
+    }
+
+    drop(handle);
+    within(tokio::task::spawn_blocking(move || writer.stop().join()))
+        .await
+        .expect("join")
+        .expect("writer thread");
+}
+
+#[tokio::test]
+async fn stale_series_forgotten_within_sample_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path()).expect("store"));
+    let (_config_sender, config) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    let options = writer::WriterOptions {
+        raw_samples_per_run: 12,
+        ..writer::WriterOptions::default()
+    };
+    let writer = writer::start(
+        store.clone(),
+        config,
+        Arc::new(EventHub::default()),
+        options,
+    )
+    .expect("writer");
+    let handle = writer.handle();
+
+    // 30 samples on day 0, then an analyzer run on day 15, when the series is stale. A pass
+    // deletes at most 12 samples, and the series is forgotten only in a pass its samples fit in.
+    learn(&handle, "gone", 0).await;
+    let listed = || {
+        let filter = read::SeriesFilter {
+            system: Some("gone".into()),
+            ..Default::default()
+        };
+        read::series(store.database(), &filter)
+            .expect("series")
+            .len()
+    };
+    let at = 1_767_312_000_000 + 15 * 86_400_000;
+    within(handle.analyze(Timestamp::from_millis(at)))
+        .await
+        .expect("analyze");
+    // Passes of 12, 12 and 6 samples. The third has room left, so it forgets the series.
+    within(async {
+        while listed() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    within(handle.ping()).await.expect("ping");
+    assert_eq!(handle.stats().snapshot().retention_follow_ups, 2);
+
+    drop(handle);
+    within(tokio::task::spawn_blocking(move || writer.stop().join()))
+        .await
+        .expect("join")
+        .expect("writer thread");
+}

@@ -337,3 +337,192 @@ fn config_dir_rejects_settings_flags() {
         "{error}"
     );
 }
+
+/// Runs the binary on `input` written into a fresh folder, with `--events` and `--scores`
+/// pointing into it and the scores file already holding earlier output. Returns the exit
+/// status, stdout, stderr and the folder.
+fn run_binary_on(name: &str, input: &str) -> (bool, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join(name), input).expect("write input");
+    fs::write(dir.path().join("scores.csv"), "earlier output\n").expect("write scores");
+    let output = Command::new(env!("CARGO_BIN_EXE_anomalyd"))
+        .current_dir(dir.path())
+        .args([
+            "replay",
+            name,
+            "--events",
+            "events.ndjson",
+            "--scores",
+            "scores.csv",
+        ])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
+    let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
+    (output.status.success(), stdout, stderr, dir)
+}
+
+/// Asserts that a rejected replay wrote no events and left the scores file alone.
+fn assert_nothing_written(dir: &Path, stdout: &str) {
+    assert!(stdout.is_empty(), "stdout: {stdout}");
+    assert!(
+        !dir.join("events.ndjson").exists(),
+        "an events file was created"
+    );
+    let scores = fs::read_to_string(dir.join("scores.csv")).expect("scores file");
+    assert_eq!(scores, "earlier output\n");
+}
+
+#[test]
+fn binary_rejects_empty_csv() {
+    for input in ["", "\n  \n"] {
+        let (success, stdout, stderr, dir) = run_binary_on("empty.csv", input);
+        assert!(!success, "{input:?} was accepted");
+        assert!(stderr.contains("empty.csv is empty"), "{stderr}");
+        assert!(stderr.contains("`timestamp,value` rows"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert_nothing_written(dir.path(), &stdout);
+    }
+}
+
+#[test]
+fn binary_rejects_header_only_csv() {
+    let (success, stdout, stderr, dir) = run_binary_on("header.csv", "timestamp,value\n\n");
+    assert!(!success);
+    assert!(
+        stderr.contains("header.csv has a header but no rows"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_nothing_written(dir.path(), &stdout);
+}
+
+#[test]
+fn binary_rejects_backward_timestamps() {
+    let input = concat!(
+        "timestamp,value\n",
+        "2020-01-01 00:00:00,1\n",
+        "2020-01-01 00:05:00,2\n",
+        "2020-01-01 00:05:00,3\n",
+        "2020-01-01 00:04:59,4\n",
+        "2020-01-01 00:10:00,5\n",
+    );
+    let (success, stdout, stderr, dir) = run_binary_on("unsorted.csv", input);
+    assert!(!success);
+    assert!(
+        stderr.contains(
+            "unsorted.csv line 5: timestamp 2020-01-01 00:04:59 is earlier than \
+             2020-01-01 00:05:00 on line 4"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_nothing_written(dir.path(), &stdout);
+}
+
+#[test]
+fn ndjson_backward_timestamps_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = |minute: u32| {
+        format!(
+            "{{\"system\":\"shop\",\"healthcheck\":\"api\",\"status\":\"healthy\",\
+             \"timestamp\":\"2020-01-01T00:{minute:02}:00Z\",\
+             \"collectors\":{{\"custom.probe\":{{\"latencyMs\":100}}}}}}\n"
+        )
+    };
+    let input = dir.path().join("results.ndjson");
+    fs::write(&input, [line(1), line(2), line(0)].concat()).expect("write input");
+    let mut unsorted = args(input);
+    unsorted.events = Some(dir.path().join("events.ndjson"));
+    let error = replay::run(&unsorted, &mut Vec::new()).expect_err("rows out of order");
+    let message = error.to_string();
+    assert!(message.contains("results.ndjson line 3"), "{message}");
+    assert!(
+        message.contains("2020-01-01T00:00:00Z is earlier than 2020-01-01T00:02:00Z on line 2"),
+        "{message}"
+    );
+    assert!(!dir.path().join("events.ndjson").exists());
+
+    let empty = dir.path().join("empty.ndjson");
+    fs::write(&empty, "\n").expect("write input");
+    let error = replay::run(&args(empty), &mut Vec::new()).expect_err("no rows");
+    assert!(
+        error.to_string().contains("empty.ndjson is empty"),
+        "{error}"
+    );
+}
+
+#[test]
+fn equal_timestamps_replay_in_file_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = csv_with(48, 3);
+    text.push_str("2020-01-01 04:10:00,100\n");
+    let input = dir.path().join("repeated.csv");
+    fs::write(&input, text).expect("write input");
+    let mut args = args(input);
+    args.events = Some(dir.path().join("events.ndjson"));
+    let (summary, _) = run_quietly(&args);
+    assert_eq!(summary.rows, 52);
+    assert_eq!(summary.confirmed().count(), 1, "{summary}");
+}
+
+/// `normal` rows around 100 then `anomalous` rows of 10, five minutes apart.
+fn csv_with_drop(normal: usize, anomalous: usize) -> String {
+    csv_with(normal, anomalous).replace(",1000\n", ",10\n")
+}
+
+/// Replays `text` as series `system`/`healthcheck`/`field`, with the test folder or without,
+/// and returns the summary lines of the confirmed episodes and the number of suspicious ones.
+fn episodes_of(text: &str, identity: [&str; 3], with_folder: bool) -> (Vec<String>, usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("series.csv");
+    fs::write(&input, text).expect("write input");
+    let mut args = args(input);
+    args.system = identity[0].into();
+    args.healthcheck = identity[1].into();
+    args.field = identity[2].into();
+    args.events = Some(dir.path().join("events.ndjson"));
+    if with_folder {
+        args.config_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitops"));
+    }
+    let (summary, _) = run_quietly(&args);
+    let confirmed = summary.confirmed().map(ToString::to_string).collect();
+    (confirmed, summary.suspicious_episodes())
+}
+
+#[test]
+fn config_dir_keeps_unmentioned_direction() {
+    const DNS: &str = "collectors.healthcheck-dns.lookup.resolutionTimeMs";
+    // The test folder sets nothing for these fields: the first two have no catalogue entry,
+    // the third is a built-in field whose catalogue direction is lower-is-better.
+    let cases = [
+        (["replay", "replay", replay::CSV_FIELD_PATH], true, 1),
+        (["replay", "replay", replay::CSV_FIELD_PATH], false, 1),
+        (
+            ["payments-api", "payments-api-http", replay::CSV_FIELD_PATH],
+            false,
+            1,
+        ),
+        (["replay", "replay", DNS], true, 1),
+        (["replay", "replay", DNS], false, 0),
+    ];
+    for (identity, rises, expected) in cases {
+        let text = if rises {
+            csv_with(48, 3)
+        } else {
+            csv_with_drop(48, 3)
+        };
+        let (flags, flag_suspicious) = episodes_of(&text, identity, false);
+        let (folder, folder_suspicious) = episodes_of(&text, identity, true);
+        assert_eq!(
+            flags.len(),
+            expected,
+            "{identity:?} rises {rises}: {flags:?}"
+        );
+        assert_eq!(folder, flags, "{identity:?} rises {rises}");
+        assert_eq!(
+            folder_suspicious, flag_suspicious,
+            "{identity:?} rises {rises}"
+        );
+    }
+}

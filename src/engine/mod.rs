@@ -23,7 +23,8 @@ pub use catalogue::{Catalogue, CatalogueError, CollectorSchema, FieldAnnotations
 pub use drift::{DRIFT_CONFIRMATION_THRESHOLD, STABLE_DRIFT_RUN_COUNT, step_drift};
 pub use rules::{
     DOMINANCE_BASE_SHARE, DOMINANCE_MAX_SHARE, MAX_SAMPLE_MAGNITUDE, SIGMA_MULTIPLIER, Triggers,
-    classify, detect_drift, evaluate, is_dominance_flip, is_spike, passes_floors, thresholds,
+    classify, detect_drift, drift_band, evaluate, floor_distance, is_dominance_flip, is_spike,
+    passes_floors, spike_band, thresholds,
 };
 pub use settings::{BaselineWindow, defaults, resolve};
 pub use spike::{

@@ -32,7 +32,42 @@ impl Triggers {
 
 /// Returns the triggers μ ± 3·σ·sensitivity on the side(s) the direction watches.
 pub fn thresholds(direction: Direction, mean: f64, std_dev: f64, sensitivity: f64) -> Triggers {
-    let margin = SIGMA_MULTIPLIER * std_dev * sensitivity;
+    band_around(direction, mean, SIGMA_MULTIPLIER * std_dev * sensitivity)
+}
+
+/// Returns the spike band a number is judged against under `rule`: the triggers of
+/// [`thresholds`], each moved out to [`floor_distance`] from the mean when that is wider. A
+/// value strictly beyond a trigger is a spike ([`is_spike`]). A value exactly on a trigger that
+/// the floor moved out is a spike too, because the floors are inclusive.
+pub fn spike_band(mean: f64, std_dev: f64, rule: &Rule) -> Triggers {
+    let sigma_margin = SIGMA_MULTIPLIER * std_dev * rule.sensitivity;
+    band_around(
+        rule.direction,
+        mean,
+        sigma_margin.max(floor_distance(mean, rule)),
+    )
+}
+
+/// Returns the drift band of [`detect_drift`] on the side(s) where the direction counts a change
+/// as worse. Its margin is the projected change that counts as drift: drift threshold · σ ·
+/// sensitivity, or the floor distance when that is wider.
+pub fn drift_band(mean: f64, std_dev: f64, rule: &Rule) -> Triggers {
+    let sigma_margin = rule.drift_threshold * std_dev * rule.sensitivity;
+    band_around(
+        rule.direction,
+        mean,
+        sigma_margin.max(floor_distance(mean, rule)),
+    )
+}
+
+/// Returns the smallest distance from `mean` that clears both floors of `rule`:
+/// max(absolute floor, relative floor · max(|mean|, ε)).
+pub fn floor_distance(mean: f64, rule: &Rule) -> f64 {
+    let relative = rule.min_relative_delta * mean.abs().max(EPSILON);
+    rule.min_absolute_delta.max(relative)
+}
+
+fn band_around(direction: Direction, mean: f64, margin: f64) -> Triggers {
     let lower = Some(mean - margin);
     let upper = Some(mean + margin);
     match direction {
@@ -378,6 +413,52 @@ mod tests {
                 "{x} against μ{mu} σ{sigma} floors {min_abs}/{min_rel}"
             );
         }
+    }
+
+    #[test]
+    fn spike_band_matches_is_spike() {
+        // (direction, μ, σ, abs floor, rel floor, expected lower, expected upper)
+        let cases = [
+            (LowerIsBetter, 6.0, 1.0, 50.0, 0.0, None, Some(56.0)),
+            (HigherIsBetter, 100.0, 2.0, 0.0, 0.25, Some(75.0), None),
+            (Deviation, 100.0, 5.0, 10.0, 0.5, Some(50.0), Some(150.0)),
+            (Deviation, 100.0, 5.0, 1.0, 0.0, Some(85.0), Some(115.0)),
+        ];
+        for (direction, mu, sigma, min_abs, min_rel, lower, upper) in cases {
+            let rule = Rule {
+                min_absolute_delta: min_abs,
+                min_relative_delta: min_rel,
+                ..rule(direction)
+            };
+            let band = spike_band(mu, sigma, &rule);
+            assert_eq!(band.lower, lower, "{direction:?} μ{mu} σ{sigma}");
+            assert_eq!(band.upper, upper, "{direction:?} μ{mu} σ{sigma}");
+            let edges = [(band.upper, 1e-6), (band.lower, -1e-6)];
+            for (edge, outward) in edges.into_iter().filter_map(|(e, o)| Some((e?, o))) {
+                let outside = edge + outward;
+                let inside = edge - outward;
+                let base = baseline(mu, sigma);
+                assert!(is_spike(outside, &base, &rule), "{outside} is a spike");
+                assert!(!is_spike(inside, &base, &rule), "{inside} is not a spike");
+            }
+        }
+    }
+
+    #[test]
+    fn drift_band_matches_detect_drift() {
+        let rule = Rule {
+            min_absolute_delta: 30.0,
+            ..rule(LowerIsBetter)
+        };
+        let band = drift_band(100.0, 5.0, &rule);
+        assert_eq!(band.lower, None);
+        assert_eq!(band.upper, Some(130.0), "the floor is wider than 2σ");
+        let samples = 100;
+        let per_sample = |change: f64| change / samples as f64;
+        let beyond = sloped(per_sample(30.5), 5.0, samples, 100.0);
+        let within = sloped(per_sample(29.5), 5.0, samples, 100.0);
+        assert!(detect_drift(&beyond, &rule).drifting);
+        assert!(!detect_drift(&within, &rule).drifting);
     }
 
     #[test]

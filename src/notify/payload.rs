@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Importance;
 use crate::engine::{
-    Anomaly, Direction, EffectiveSettings, Kind, NotificationKind, RowDirection, State, thresholds,
+    Anomaly, Direction, EffectiveSettings, Kind, NotificationKind, RowDirection, Rule, State,
+    drift_band, spike_band,
 };
 use crate::series::SeriesKey;
 use crate::views::rfc3339;
@@ -53,9 +54,10 @@ pub struct BaselineSummary {
     pub std_dev: Option<f64>,
 }
 
-/// Trigger values of the rule: a spike lies strictly beyond one of them. For drift they are
-/// the baseline mean ± drift threshold × σ, the change across the window that counts as drift.
-/// Both are `None` for categorical fields.
+/// The band the detector judged against, on the side(s) the direction watches. For a spike it
+/// is the σ band widened to the practical-significance floors (the engine's `spike_band`). For
+/// drift it is the baseline mean ± the change across the window that counts as drift
+/// (`drift_band`). Both are `None` for categorical fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Band {
@@ -213,7 +215,7 @@ pub fn field_link(public_url: &str, n: &Notification) -> String {
 }
 
 fn band(row: &Anomaly, settings: &EffectiveSettings) -> Band {
-    let (Some(mean), Some(sd), Some(direction)) = (
+    let (Some(mean), Some(std_dev), Some(direction)) = (
         row.baseline_mean,
         row.baseline_std_dev,
         settings.direction.value,
@@ -223,14 +225,21 @@ fn band(row: &Anomaly, settings: &EffectiveSettings) -> Band {
             upper: None,
         };
     };
-    if row.kind == Kind::Drift {
-        let margin = settings.drift_threshold.value * sd;
-        return Band {
-            lower: Some(mean - margin),
-            upper: Some(mean + margin),
-        };
-    }
-    let triggers = thresholds(direction, mean, sd, settings.sensitivity.value);
+    // Built here instead of with `EffectiveSettings::rule`, which returns `None` for a disabled
+    // field, so a recovery after the field was disabled still carries its band.
+    let rule = Rule {
+        direction,
+        sensitivity: settings.sensitivity.value,
+        confirmation_window: settings.confirmation_window.value,
+        drift_enabled: settings.drift_enabled.value,
+        drift_threshold: settings.drift_threshold.value,
+        min_absolute_delta: settings.min_absolute_delta.value,
+        min_relative_delta: settings.min_relative_delta.value,
+    };
+    let triggers = match row.kind {
+        Kind::Spike => spike_band(mean, std_dev, &rule),
+        Kind::Drift => drift_band(mean, std_dev, &rule),
+    };
     Band {
         lower: triggers.lower,
         upper: triggers.upper,
@@ -314,6 +323,31 @@ mod tests {
             n.summary,
             "[warning] shop/web collectors.c.latency ms spike confirmed: 200 above baseline 100 ± 2 (50σ)"
         );
+    }
+
+    #[test]
+    fn spike_band_applies_floors() {
+        // σ = 2 gives a 3σ band of ±6, narrower than both floors.
+        let cases = [
+            (Direction::Deviation, 30.0, 0.0, Some(70.0), Some(130.0)),
+            (Direction::Deviation, 30.0, 0.5, Some(50.0), Some(150.0)),
+            (Direction::LowerIsBetter, 30.0, 0.0, None, Some(130.0)),
+            (Direction::HigherIsBetter, 0.0, 0.0, Some(94.0), None),
+        ];
+        for (direction, min_absolute_delta, min_relative_delta, lower, upper) in cases {
+            let mut settings = settings();
+            settings.direction.value = Some(direction);
+            settings.min_absolute_delta.value = min_absolute_delta;
+            settings.min_relative_delta.value = min_relative_delta;
+            let n = Notification::new(
+                &key(None),
+                &row(Kind::Spike, 50.0),
+                NotificationKind::Confirmed,
+                &settings,
+            );
+            assert_eq!(n.band.lower, lower, "{direction:?} {min_absolute_delta}");
+            assert_eq!(n.band.upper, upper, "{direction:?} {min_absolute_delta}");
+        }
     }
 
     #[test]

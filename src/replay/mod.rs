@@ -17,6 +17,7 @@ use crate::config::{ConfigSnapshot, Healthcheck, Source};
 use crate::detector::{self, Detector};
 use crate::engine::{BaselineWindow, Direction, FieldOverride, TemplateSettings};
 use crate::gitops::{self, Limits, SecretSource};
+use crate::series::SeriesKey;
 
 pub use input::{CsvSeries, InputRow, parse_csv, parse_ndjson};
 pub use report::{Episode, Recorder, ReplayEvent, ReplaySummary, confirmation_score, rfc3339};
@@ -43,6 +44,24 @@ pub enum ReplayError {
     ConfigDir { path: PathBuf, source: io::Error },
     #[error("--{flag} cannot be combined with --config-dir: set it in the folder instead")]
     FlagWithConfigDir { flag: &'static str },
+    #[error("{path} is empty: add {expected}")]
+    EmptyInput {
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("{path} has a header but no rows: add `timestamp,value` rows below the header")]
+    HeaderOnly { path: PathBuf },
+    #[error(
+        "{path} line {line}: timestamp {timestamp} is earlier than {previous} on line \
+         {previous_line}; sort the rows by timestamp, because replay runs in event time"
+    )]
+    OutOfOrder {
+        path: PathBuf,
+        line: usize,
+        timestamp: String,
+        previous_line: usize,
+        previous: String,
+    },
 }
 
 /// Input formats replay reads.
@@ -91,7 +110,8 @@ pub struct ReplayArgs {
     /// Canonical field path `collectors.<collector id>.<field>` of a CSV series.
     #[arg(long, default_value = CSV_FIELD_PATH)]
     pub field: String,
-    /// Direction in which a change counts as worse [CSV default: deviation].
+    /// Direction in which a change counts as worse [CSV default: the field's direction in the
+    /// collector catalogue, else deviation].
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
     /// Multiplier on the 3σ band (greater than 0; higher means fewer alerts).
@@ -146,10 +166,14 @@ pub fn run(args: &ReplayArgs, summary_out: &mut dyn Write) -> Result<ReplaySumma
         InputFormat::Csv => parse_csv(&text, &csv_series(args)?)?,
         InputFormat::Ndjson => parse_ndjson(&text)?,
     };
-    let config = match &args.config_dir {
+    check_rows(&args.input, format, &text, &rows)?;
+    let mut config = match &args.config_dir {
         Some(folder) => folder_config(args, folder, summary_out)?,
         None => flag_config(args, format, &rows)?,
     };
+    if format == InputFormat::Csv {
+        set_csv_default_direction(&mut config, &csv_key(args));
+    }
     let outcome = replay(&rows, &config);
 
     write_events(args.events.as_deref(), &outcome.events)?;
@@ -196,6 +220,60 @@ pub fn replay(rows: &[InputRow], config: &ConfigSnapshot) -> ReplayOutcome {
     }
 }
 
+/// Rejects input that has no rows or whose timestamps go backwards, before anything is written.
+/// Equal timestamps are accepted and replayed in file order, because several results of one
+/// check run, or of different series, can share a timestamp.
+fn check_rows(
+    path: &Path,
+    format: InputFormat,
+    text: &str,
+    rows: &[InputRow],
+) -> Result<(), ReplayError> {
+    if rows.is_empty() {
+        return Err(no_rows_error(path, format, text));
+    }
+    let Some(pair) = rows
+        .windows(2)
+        .find(|pair| pair[1].result.timestamp < pair[0].result.timestamp)
+    else {
+        return Ok(());
+    };
+    let (previous, row) = (&pair[0], &pair[1]);
+    Err(ReplayError::OutOfOrder {
+        path: path.to_owned(),
+        line: row.line,
+        timestamp: timestamp_as_written(row),
+        previous_line: previous.line,
+        previous: timestamp_as_written(previous),
+    })
+}
+
+/// Builds the error for input without rows. A non-blank CSV file without rows contains only its
+/// header, because any other non-blank line either becomes a row or fails to parse.
+fn no_rows_error(path: &Path, format: InputFormat, text: &str) -> ReplayError {
+    let path = path.to_owned();
+    match format {
+        InputFormat::Csv if !text.trim().is_empty() => ReplayError::HeaderOnly { path },
+        InputFormat::Csv => ReplayError::EmptyInput {
+            path,
+            expected: "`timestamp,value` rows",
+        },
+        InputFormat::Ndjson => ReplayError::EmptyInput {
+            path,
+            expected: "one JSON check result per line",
+        },
+    }
+}
+
+/// Returns a row's timestamp as the file wrote it (CSV), or in RFC 3339 (NDJSON).
+fn timestamp_as_written(row: &InputRow) -> String {
+    if row.timestamp_text.is_empty() {
+        rfc3339(row.result.timestamp)
+    } else {
+        row.timestamp_text.clone()
+    }
+}
+
 fn format_of(path: &Path) -> InputFormat {
     let is_csv = path
         .extension()
@@ -225,22 +303,21 @@ fn csv_series(args: &ReplayArgs) -> Result<CsvSeries, ReplayError> {
 }
 
 /// Builds the configuration a replay runs with: the flags become template field overrides of
-/// the replayed healthchecks. For CSV input the one series gets them (direction deviation unless
-/// given); for NDJSON input every field seen gets them, when any flag is given.
+/// the replayed healthchecks. For CSV input the one series gets them; for NDJSON input every
+/// field seen gets them, when any flag is given.
 fn flag_config(
     args: &ReplayArgs,
     format: InputFormat,
     rows: &[InputRow],
 ) -> Result<ConfigSnapshot, ReplayError> {
-    let mut field_override = flag_override(args)?;
+    let field_override = flag_override(args)?;
     let baseline_window = args
         .baseline_window
         .as_deref()
         .map(parse_window)
         .transpose()?;
-    if format == InputFormat::Csv {
-        field_override.direction.get_or_insert(Direction::Deviation);
-    } else if field_override == FieldOverride::default() && baseline_window.is_none() {
+    let no_settings = field_override == FieldOverride::default() && baseline_window.is_none();
+    if format == InputFormat::Ndjson && no_settings {
         return Ok(ConfigSnapshot::default());
     }
 
@@ -264,6 +341,64 @@ fn flag_config(
         healthchecks,
         ..ConfigSnapshot::default()
     })
+}
+
+fn csv_key(args: &ReplayArgs) -> SeriesKey {
+    SeriesKey {
+        system: args.system.clone(),
+        healthcheck: args.healthcheck.clone(),
+        environment: None,
+        field_path: args.field.clone(),
+    }
+}
+
+/// Gives the CSV series the direction `deviation` when neither the configuration nor the field
+/// catalogue sets one, so it is judged at all. The flags and a config folder go through this
+/// same step, so a folder that does not mention the field leaves its direction as it is
+/// without the folder.
+fn set_csv_default_direction(config: &mut ConfigSnapshot, key: &SeriesKey) {
+    if detector::effective_settings(config, key)
+        .direction
+        .value
+        .is_some()
+    {
+        return;
+    }
+    field_override_mut(config, key).direction = Some(Direction::Deviation);
+}
+
+/// Finds the field override the settings resolver reads for the series: the assignment's entry
+/// when there is one, because it replaces the template's entry. Otherwise it finds or creates
+/// the template's entry.
+fn field_override_mut<'a>(
+    config: &'a mut ConfigSnapshot,
+    key: &SeriesKey,
+) -> &'a mut FieldOverride {
+    let in_assignment = config
+        .assignment(&key.system, &key.healthcheck)
+        .is_some_and(|assignment| assignment.field_overrides.contains_key(&key.field_path));
+    if in_assignment {
+        let assignment = config
+            .systems
+            .get_mut(&key.system)
+            .and_then(|system| system.anomaly.get_mut(&key.healthcheck))
+            .expect("the assignment was found above");
+        return assignment
+            .field_overrides
+            .get_mut(&key.field_path)
+            .expect("the entry was found above");
+    }
+    let healthcheck = config
+        .healthchecks
+        .entry(key.healthcheck.clone())
+        .or_insert_with(|| replay_healthcheck(key.healthcheck.clone(), replay_template(None)));
+    let template = healthcheck
+        .anomaly
+        .get_or_insert_with(TemplateSettings::default);
+    template
+        .field_overrides
+        .entry(key.field_path.clone())
+        .or_default()
 }
 
 /// Loads the settings from a GitOps folder. Documents with errors are left out, and every

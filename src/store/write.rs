@@ -163,10 +163,27 @@ impl<'txn> WriteTables<'txn> {
         Ok(Some((record.series_id, record.to_anomaly(id))))
     }
 
-    /// Deletes the raw samples of a series taken before `before`.
-    pub fn prune_samples(&mut self, series_id: u64, before: Timestamp) -> Result<()> {
+    /// Deletes the oldest raw samples of a series taken before `before`, at most `limit` of
+    /// them, and returns how many were deleted.
+    pub fn prune_samples(
+        &mut self,
+        series_id: u64,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<usize> {
         let range = (series_id, i64::MIN, 0)..(series_id, before.as_millis(), 0);
-        self.samples.retain_in(range, |_, _| false).map_err(db)
+        // Only the entries read from the iterator are removed, so `limit` bounds the work.
+        let mut extracted = self.samples.extract_if(range, |_, _| true).map_err(db)?;
+        let mut deleted = 0;
+        while deleted < limit {
+            let Some(entry) = extracted.next() else {
+                break;
+            };
+            entry.map_err(db)?;
+            deleted += 1;
+        }
+        extracted.close().map_err(db)?;
+        Ok(deleted)
     }
 
     /// Deletes the hourly summaries of a series whose hour starts before `before`.

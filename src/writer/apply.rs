@@ -110,6 +110,10 @@ impl Writer {
             }
             // The thread replies to heartbeats before they reach a transaction.
             Work::Ping => Ok(Done::Changed),
+            Work::Retention { at } => {
+                self.prune(w, *at, config)?;
+                Ok(Done::Retained)
+            }
         })
     }
 
@@ -280,8 +284,10 @@ impl Writer {
     }
 
     /// Deletes expired raw samples, hourly summaries and recovered anomalies as of `at`, and the
-    /// learned data of stale series. Each run removes at most one scan's worth of anomalies and
-    /// the data of at most [`STALE_SERIES_PER_RUN`] series. The rest go in later runs.
+    /// learned data of stale series. Each run removes at most `raw_samples_per_run` raw samples,
+    /// one scan's worth of anomalies and the data of at most [`STALE_SERIES_PER_RUN`] series.
+    /// The rest go in later runs. When the sample limit was reached, the writer thread runs
+    /// further passes as of the same `at` while its queue is empty.
     fn prune(
         &mut self,
         w: &mut WriteTables<'_>,
@@ -293,24 +299,62 @@ impl Writer {
         let largest = retention::largest_window(config, self.ids.keys());
         let sample_cutoff = retention.raw_sample_cutoff(largest);
         let summary_cutoff = retention.summary_cutoff(largest);
+        let samples = self.prune_samples(w, sample_cutoff)?;
         for &id in self.ids.values() {
-            w.prune_samples(id, sample_cutoff)?;
             w.prune_summaries(id, summary_cutoff)?;
         }
         let deleted =
             w.prune_anomalies(ANOMALY_SCAN_LIMIT, |row| retention.anomaly_expired(row))?;
-        let forgotten = self.forget_stale_series(w, &retention, config)?;
-        tracing::debug!(deleted, forgotten, "retention pass done");
+        let mut sample_budget = self.sample_limit() - samples;
+        let forgotten = self.forget_stale_series(w, &retention, config, &mut sample_budget)?;
+        let backlog = (sample_budget == 0).then_some(at);
+        match (self.retention_backlog.is_some(), backlog.is_some()) {
+            (false, true) => tracing::info!(
+                limit = self.sample_limit(),
+                "retention pass reached its raw sample limit; further passes run while idle"
+            ),
+            (true, false) => tracing::info!("retention backlog deleted"),
+            _ => {}
+        }
+        self.retention_backlog = backlog;
+        tracing::debug!(samples, deleted, forgotten, "retention pass done");
         Ok(())
     }
 
+    /// Returns the raw sample limit of one retention pass, at least 1 so a pass always makes
+    /// progress.
+    fn sample_limit(&self) -> usize {
+        self.options.raw_samples_per_run.max(1)
+    }
+
+    /// Deletes raw samples taken before `cutoff`, at most `raw_samples_per_run` of them over
+    /// all series, and returns how many were deleted.
+    fn prune_samples(
+        &self,
+        w: &mut WriteTables<'_>,
+        cutoff: Timestamp,
+    ) -> Result<usize, WriteError> {
+        let limit = self.sample_limit();
+        let mut deleted = 0;
+        for &id in self.ids.values() {
+            if deleted == limit {
+                break;
+            }
+            deleted += w.prune_samples(id, cutoff, limit - deleted)?;
+        }
+        Ok(deleted)
+    }
+
     /// Forgets series not seen for twice their baseline window and with no open anomaly: their
-    /// samples, summaries, baseline and detector state go. Returns how many were forgotten.
+    /// samples, summaries, baseline and detector state go. Their samples count against
+    /// `sample_budget`, and a series whose samples do not fit is forgotten by a later pass.
+    /// Returns how many were forgotten.
     fn forget_stale_series(
         &mut self,
         w: &mut WriteTables<'_>,
         retention: &Retention<'_>,
         config: &ConfigSnapshot,
+        sample_budget: &mut usize,
     ) -> Result<usize, WriteError> {
         let stale: Vec<(SeriesKey, u64)> = self
             .ids
@@ -319,7 +363,20 @@ impl Writer {
             .take(STALE_SERIES_PER_RUN)
             .map(|(key, id)| (key.clone(), *id))
             .collect();
+        let mut forgotten = 0;
         for (key, id) in &stale {
+            let budget = *sample_budget;
+            let removed = w.prune_samples(*id, Timestamp::from_millis(i64::MAX), budget)?;
+            *sample_budget -= removed;
+            if removed == budget {
+                // The budget ran out, so samples of this series may be left.
+                tracing::debug!(
+                    stale_series_left = stale.len() - forgotten,
+                    "stale series wait for a later retention pass"
+                );
+                break;
+            }
+            forgotten += 1;
             w.forget_series_data(*id)?;
             self.detector.remove(key);
             tracing::info!(
@@ -329,7 +386,7 @@ impl Writer {
                 "series not seen for twice its baseline window; its learned data was deleted"
             );
         }
-        Ok(stale.len())
+        Ok(forgotten)
     }
 
     fn is_stale(

@@ -17,6 +17,7 @@ pub struct WriterStats {
     analyzer_runs: AtomicU64,
     analyzer_micros: AtomicU64,
     last_analyzer_micros: AtomicU64,
+    retention_follow_ups: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -30,6 +31,9 @@ pub struct StatsSnapshot {
     pub analyzer_time: Duration,
     /// Duration of the last analyzer run.
     pub last_analyzer_time: Duration,
+    /// Retention passes the writer ran on its own, because an analyzer run's pass reached its
+    /// raw sample limit.
+    pub retention_follow_ups: u64,
 }
 
 impl Default for WriterStats {
@@ -43,6 +47,7 @@ impl Default for WriterStats {
             analyzer_runs: AtomicU64::new(0),
             analyzer_micros: AtomicU64::new(0),
             last_analyzer_micros: AtomicU64::new(0),
+            retention_follow_ups: AtomicU64::new(0),
         }
     }
 }
@@ -75,6 +80,10 @@ impl WriterStats {
         self.last_analyzer_micros.store(micros, Ordering::Relaxed);
     }
 
+    pub(super) fn add_retention_follow_up(&self) {
+        self.retention_follow_ups.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             results: self.results.load(Ordering::Relaxed),
@@ -85,6 +94,7 @@ impl WriterStats {
             last_analyzer_time: Duration::from_micros(
                 self.last_analyzer_micros.load(Ordering::Relaxed),
             ),
+            retention_follow_ups: self.retention_follow_ups.load(Ordering::Relaxed),
         }
     }
 }
