@@ -371,9 +371,7 @@ impl Writer {
             churn += batch.iter().map(|job| heap_churn(&job.work)).sum::<usize>();
             self.commit_group(batch);
             if churn >= RELEASE_AFTER_CHURN && carried.is_none() && receiver.is_empty() {
-                let began = std::time::Instant::now();
-                crate::heap::release_free_memory();
-                tracing::debug!(churn, took = ?began.elapsed(), "freed heap memory returned");
+                release_heap(churn);
                 churn = 0;
             }
         }
@@ -399,6 +397,9 @@ impl Writer {
         if let Err(error) = self.try_commit(&[&Work::Retention { at }]) {
             tracing::error!(%error, "retention pass failed; the next analyzer run retries it");
             self.retention_backlog = None;
+        }
+        if self.retention_backlog.is_none() {
+            release_heap(RELEASE_AFTER_CHURN);
         }
     }
 
@@ -481,6 +482,13 @@ fn gather(first: Job, receiver: &mut mpsc::Receiver<Job>) -> (Vec<Job>, Option<J
 /// Heap churn, in field samples, after which the writer returns freed memory once its queue is
 /// empty. A burst this large costs far more than returning the memory does.
 const RELEASE_AFTER_CHURN: usize = 10_000;
+
+/// Returns freed heap memory to the kernel and logs how long that took.
+fn release_heap(churn: usize) {
+    let began = std::time::Instant::now();
+    crate::heap::release_free_memory();
+    tracing::debug!(churn, took = ?began.elapsed(), "freed heap memory returned");
+}
 
 /// How much short-lived memory a job allocates, in field samples; an analyzer run reads every
 /// series.
