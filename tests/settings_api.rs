@@ -396,9 +396,16 @@ async fn writes_need_the_token_and_the_same_origin() {
     .await;
     let body = json!({"notify": false});
     let path = assignment_path("shop", "web");
-    assert_eq!(put(server.addr, &path, &body, &[]).await.status, 401);
+    let missing = put(server.addr, &path, &body, &[]).await;
+    assert_eq!(missing.status, 401);
+    let message = missing.json()["error"]["message"].to_string();
+    assert!(message.contains("no Authorization header"), "{message}");
     let wrong = [("authorization", "Bearer letmeout")];
-    assert_eq!(put(server.addr, &path, &body, &wrong).await.status, 401);
+    let mismatch = put(server.addr, &path, &body, &wrong).await;
+    assert_eq!(mismatch.status, 401);
+    let message = mismatch.json()["error"]["message"].to_string();
+    assert!(message.contains("does not match"), "{message}");
+    assert!(!message.contains("letmeout"), "{message}");
     let results = server
         .post("/api/v1/results", &latency("shop", 0, 100.0))
         .await;
