@@ -253,3 +253,63 @@ async fn nan_string_counted_invalid() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bad_query_parameters_name_allowed_values() {
+    let server = TestServer::start().await;
+    let samples =
+        format!("/api/v1/series/samples?system=shop&healthcheck=web&field={LATENCY_FIELD}");
+    let cases = [
+        (
+            "/api/v1/anomalies?limit=abc".to_owned(),
+            "use a whole number from 1 to 1000",
+        ),
+        (
+            "/api/v1/anomalies?limit=0".to_owned(),
+            "use a whole number from 1 to 1000",
+        ),
+        (
+            format!("{samples}&limit=-3"),
+            "use a whole number from 1 to 100000",
+        ),
+        (
+            "/api/v1/anomalies?state=bogus".to_owned(),
+            "use one of suspicious, anomaly, recovered",
+        ),
+        (
+            "/api/v1/anomalies?kind=bogus".to_owned(),
+            "use one of spike, drift",
+        ),
+        (
+            "/api/v1/anomalies?suppression=bogus".to_owned(),
+            "use one of active, suppressed, all",
+        ),
+        ("/api/v1/anomalies?cursor=bogus".to_owned(), "nextCursor"),
+        (
+            format!("{samples}&from=yesterday"),
+            "RFC 3339 time with a zone",
+        ),
+        (
+            "/api/v1/series/samples?system=shop&healthcheck=web".to_owned(),
+            "missing query parameter field",
+        ),
+        (
+            "/api/v1/deliveries?state=bogus".to_owned(),
+            "use one of pending, delivered, failed",
+        ),
+        (
+            "/api/v1/deliveries?limit=x".to_owned(),
+            "use a whole number from 1 to",
+        ),
+    ];
+    for (path, expected) in cases {
+        let reply = server.get(&path).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        let message = reply.json()["error"]["message"].to_string();
+        assert!(
+            message.contains(expected),
+            "{path}: {message} lacks {expected:?}"
+        );
+    }
+    server.stop().await;
+}
