@@ -73,6 +73,13 @@ fn cases() -> Vec<Case> {
             "status",
         ),
         case(
+            "count agrees in number",
+            latency("shop", 51, 1.0).replace(r#""healthy""#, "5"),
+            400,
+            "invalid-results",
+            "1 of 1 result is invalid; nothing was stored",
+        ),
+        case(
             "missing system",
             good.replace(r#""system":"shop","#, ""),
             400,
@@ -128,7 +135,7 @@ fn cases() -> Vec<Case> {
                 format!("{good}\n{{\n"),
                 400,
                 "malformed-json",
-                "line 2",
+                "line 2, column 1 of the NDJSON body is not valid JSON (EOF while parsing",
             )
         },
     ]
@@ -231,6 +238,15 @@ async fn nan_string_counted_invalid() {
             counts["stateChanges"].clone()
         ),
         (1.into(), 1.into(), 0.into())
+    );
+    let invalid = counts["invalid"].as_array().expect("invalid list").clone();
+    assert_eq!(invalid.len(), 1, "{counts}");
+    assert_eq!(invalid[0]["index"], 0);
+    assert_eq!(invalid[0]["field"], LATENCY_FIELD);
+    let reason = invalid[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("numeric but the value is a string"),
+        "{reason}"
     );
 
     let series = server.get("/api/v1/series?system=shop").await.json();

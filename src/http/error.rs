@@ -133,7 +133,9 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         let message = e.to_string();
         match e {
-            IngestError::Syntax(_) => Self::bad_request("malformed-json", message),
+            IngestError::Syntax(_) | IngestError::LineSyntax { .. } => {
+                Self::bad_request("malformed-json", message)
+            }
             IngestError::NotResults => Self::bad_request("invalid-results", message),
             IngestError::TooManyResults { .. } => Self::bad_request("too-many-results", message),
             IngestError::Invalid { problems, .. } => Self::BadRequest {
