@@ -280,3 +280,25 @@ fn second_serve_names_the_busy_data_folder() {
     assert!(stderr.contains("--data-dir"), "{stderr}");
     assert!(!stderr.contains("Cannot acquire lock"), "{stderr}");
 }
+
+#[test]
+fn rejected_new_document_logged_as_not_in_effect() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let text =
+        "apiVersion: checkstack.io/v1alpha1\nkind: Gizmo\nmetadata:\n  name: one\nspec: {}\n";
+    std::fs::write(config.join("gizmo.yaml"), text).expect("write");
+    let mut command = serve_command(&dir.path().join("data"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(&config);
+    let mut server = Server::start(command);
+    let line = server.wait_for_line("config document rejected");
+    assert!(
+        line.contains("nothing from it is in effect until it is fixed"),
+        "{line}"
+    );
+    assert!(!line.contains("last good state is kept"), "{line}");
+    assert!(line.contains("gizmo.yaml"), "{line}");
+}
