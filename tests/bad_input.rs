@@ -311,7 +311,7 @@ async fn bad_query_parameters_name_allowed_values() {
         ),
         (
             "/api/v1/deliveries?state=bogus".to_owned(),
-            "use one of pending, delivered, failed",
+            "use pending, delivered or failed",
         ),
         (
             "/api/v1/deliveries?limit=x".to_owned(),

@@ -82,9 +82,7 @@ fn delivery_state(q: &Query) -> Result<Option<DeliveryState>, ApiError> {
         Some("failed") => Ok(Some(DeliveryState::Failed)),
         Some(other) => Err(ApiError::bad_request(
             "invalid-parameter",
-            format!(
-                "invalid query parameter state={other:?}: use one of pending, delivered, failed"
-            ),
+            format!("invalid query parameter state={other:?}: use pending, delivered or failed"),
         )),
     }
 }
