@@ -196,9 +196,9 @@ fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
     }
 }
 
-/// How far ahead of this server's clock a result may be stamped. Host clocks usually differ by seconds, but a
-/// result stamped an hour ahead opens an hour the analyzer has not reached, and every result
-/// after it then counts as a late arrival.
+/// How far ahead of this server's clock a result may be stamped. Host clocks usually differ by
+/// seconds, but a result stamped an hour ahead opens an hour the analyzer has not reached, and
+/// every result after it then counts as a late arrival.
 pub const MAX_AHEAD_OF_CLOCK_MS: i64 = 5 * 60 * 1000;
 
 /// Rejects the whole batch when any result is stamped more than [`MAX_AHEAD_OF_CLOCK_MS`] after
