@@ -228,6 +228,45 @@ fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
     }
 }
 
+/// How far ahead of this server's clock a result may be stamped. Host clocks usually differ by
+/// seconds, but a result stamped an hour ahead opens an hour the analyzer has not reached, and
+/// every result after it then counts as a late arrival.
+pub const MAX_AHEAD_OF_CLOCK_MS: i64 = 5 * 60 * 1000;
+
+/// Rejects the whole batch when any result is stamped more than [`MAX_AHEAD_OF_CLOCK_MS`] after
+/// `now`. Results from the past are accepted, so a collector can send a backlog.
+pub fn check_not_ahead(results: &[CheckResult], now: Timestamp) -> Result<(), IngestError> {
+    let ahead: Vec<Problem> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, result)| result.timestamp.0 - now.0 > MAX_AHEAD_OF_CLOCK_MS)
+        .map(|(index, result)| Problem {
+            index,
+            field: "timestamp".into(),
+            reason: ahead_reason(result.timestamp, now),
+        })
+        .collect();
+    if ahead.is_empty() {
+        return Ok(());
+    }
+    Err(IngestError::Invalid {
+        invalid: ahead.len(),
+        total: results.len(),
+        problems: ahead.into_iter().take(MAX_PROBLEMS).collect(),
+    })
+}
+
+fn ahead_reason(at: Timestamp, now: Timestamp) -> String {
+    let minutes = (at.0 - now.0) / 60_000;
+    let at = jiff::Timestamp::from_millisecond(at.0)
+        .map_or_else(|_| at.0.to_string(), |t| t.to_string());
+    format!(
+        "timestamp {at} is {minutes} minutes ahead of this server's clock; at most {} minutes \
+         ahead is accepted, so check the clock of the host that sent it",
+        MAX_AHEAD_OF_CLOCK_MS / 60_000
+    )
+}
+
 /// Checks a system, healthcheck or environment name.
 pub fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::Value as Json;
-use support::{LATENCY_FIELD, TestServer, latency, result, within};
+use support::{LATENCY_FIELD, TestServer, latency, minute_time, result, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn snapshot(server: &TestServer) -> Vec<Json> {
@@ -128,6 +128,13 @@ fn cases() -> Vec<Case> {
             "too-many-results",
             "at most 100000",
         ),
+        case(
+            "timestamp ahead of the clock",
+            format!("[{good},{}]", stamped(&good, from_now(24 * 60))),
+            400,
+            "invalid-results",
+            "minutes ahead of this server's clock",
+        ),
         Case {
             ndjson: true,
             ..case(
@@ -172,6 +179,34 @@ async fn bad_input_is_rejected_and_changes_nothing() {
             case.name
         );
     }
+    server.stop().await;
+}
+
+/// Returns the time `minutes` from now in RFC 3339.
+fn from_now(minutes: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes)).to_string()
+}
+
+/// Moves a result built for minute 50 to `at`.
+fn stamped(result: &str, at: String) -> String {
+    result.replace(&minute_time(50), &at)
+}
+
+#[tokio::test]
+async fn small_clock_skew_is_accepted() {
+    let server = TestServer::start().await;
+    let ahead = stamped(&latency("shop", 50, 100.0), from_now(1));
+    let reply = server.post("/api/v1/results", &ahead).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["fieldEvaluations"], 1);
+    let backlog = latency("shop", 50, 100.0);
+    let reply = server.post("/api/v1/results", &backlog).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "results from the past are a backlog: {}",
+        reply.text()
+    );
     server.stop().await;
 }
 
