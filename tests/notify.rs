@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 /// One request the receiver got.
 #[derive(Debug)]
 struct Received {
+    arrived: Instant,
     idempotency_key: String,
     authorization: Option<String>,
     body: Json,
@@ -37,6 +38,8 @@ struct Received {
 struct Receiver {
     addr: SocketAddr,
     statuses: Arc<Mutex<VecDeque<u16>>>,
+    /// Statuses for one transition (such as `confirmed`), used before `statuses`.
+    transition_statuses: Arc<Mutex<BTreeMap<String, VecDeque<u16>>>>,
     requests: mpsc::UnboundedReceiver<Received>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -50,28 +53,41 @@ impl Receiver {
     fn serve(listener: TcpListener, delay: Duration) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let statuses = Arc::new(Mutex::new(VecDeque::new()));
+        let transition_statuses = Arc::new(Mutex::new(BTreeMap::new()));
         let (sender, requests) = mpsc::unbounded_channel();
         let queued = statuses.clone();
+        let per_transition = transition_statuses.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let (queued, sender) = (queued.clone(), sender.clone());
+                let per_transition = per_transition.clone();
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let (queued, sender) = (queued.clone(), sender.clone());
+                    let per_transition = per_transition.clone();
                     async move {
                         let key = header(&req, "idempotency-key").unwrap_or_default();
                         let authorization = header(&req, "authorization");
                         let body = req.into_body().collect().await.expect("body").to_bytes();
-                        let body = serde_json::from_slice(&body).expect("JSON body");
+                        let body: Json = serde_json::from_slice(&body).expect("JSON body");
+                        let transition = body["transition"].as_str().unwrap_or_default();
+                        let for_transition = per_transition
+                            .lock()
+                            .expect("lock")
+                            .get_mut(transition)
+                            .and_then(VecDeque::pop_front);
                         let _ = sender.send(Received {
+                            arrived: Instant::now(),
                             idempotency_key: key,
                             authorization,
                             body,
                         });
                         tokio::time::sleep(delay).await;
-                        let status = queued.lock().expect("lock").pop_front().unwrap_or(200);
+                        let status = for_transition
+                            .or_else(|| queued.lock().expect("lock").pop_front())
+                            .unwrap_or(200);
                         let mut response = http::Response::new(Full::new(Bytes::new()));
                         *response.status_mut() =
                             http::StatusCode::from_u16(status).expect("status");
@@ -84,6 +100,7 @@ impl Receiver {
         Self {
             addr,
             statuses,
+            transition_statuses,
             requests,
             task,
         }
@@ -305,6 +322,78 @@ async fn confirmed_and_recovered_deliver_once_each() {
         receiver.requests.try_recv().is_err(),
         "a notification was sent twice"
     );
+    server.stop().await;
+    receiver.stop();
+}
+
+/// Posts one body whose results confirm a spike (window 3) and then recover it, after a
+/// baseline learnt in an earlier request.
+async fn confirm_and_recover_in_one_request(server: &TestServer) {
+    let baseline: Vec<String> = (0..24)
+        .map(|i| latency("shop", i, 100.0 + f64::from(i % 5) * 2.0))
+        .collect();
+    post(server, &baseline.join("\n")).await;
+    let mut results: Vec<String> = (30..33).map(|m| latency("shop", m, 1000.0)).collect();
+    results.push(latency("shop", 33, 101.0));
+    post(server, &results.join("\n")).await;
+}
+
+/// Returns the transitions of the next `count` requests, in the order they arrived.
+async fn arrival_order(receiver: &mut Receiver, count: usize) -> Vec<String> {
+    let mut order = Vec::new();
+    for _ in 0..count {
+        let received = receiver.next().await;
+        let transition = received.body["transition"].as_str().unwrap_or_default();
+        order.push(transition.to_owned());
+    }
+    order
+}
+
+#[tokio::test]
+async fn one_anomaly_delivers_in_order() {
+    // The receiver responds to each request after this delay. A recovered row sent before the
+    // confirmed one got its response would arrive well within it.
+    let answer_delay = Duration::from_millis(300);
+    let mut receiver = Receiver::start(answer_delay).await;
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_and_recover_in_one_request(&server).await;
+    let first = receiver.next().await;
+    let second = receiver.next().await;
+    assert_eq!(first.body["transition"], "confirmed");
+    assert_eq!(second.body["transition"], "recovered");
+    let gap = second.arrived.duration_since(first.arrived);
+    assert!(
+        gap >= answer_delay,
+        "recovered sent {gap:?} after confirmed"
+    );
+    let delivered = wait_delivered(&server, 2).await;
+    assert_eq!(delivered.len(), 2);
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn recovered_waits_for_confirmed_retry() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver
+        .transition_statuses
+        .lock()
+        .expect("lock")
+        .insert("confirmed".to_owned(), VecDeque::from([500]));
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_and_recover_in_one_request(&server).await;
+    let order = arrival_order(&mut receiver, 3).await;
+    assert_eq!(order, ["confirmed", "confirmed", "recovered"]);
+    let delivered = wait_delivered(&server, 2).await;
+    let attempts: Vec<&Json> = delivered.iter().map(|row| &row["attempts"]).collect();
+    // Newest first: the recovered row, then the confirmed row that needed a retry.
+    assert_eq!(attempts, [1, 2]);
     server.stop().await;
     receiver.stop();
 }
