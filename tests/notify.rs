@@ -307,6 +307,17 @@ async fn confirmed_and_recovered_deliver_once_each() {
     assert_eq!(recovered.body["importance"], "info");
     assert_eq!(recovered.body["state"], "recovered");
     assert!(recovered.body["recoveredAt"].is_string());
+    // The recovering value (104, the baseline mean) is described, not the 1000 ms spike.
+    assert_eq!(recovered.body["observedValue"], "104");
+    let deviation = recovered.body["deviation"].as_f64().expect("deviation");
+    assert!(deviation < 1.0, "recovering value is {deviation}σ away");
+    let anomaly_deviation = recovered.body["anomalyDeviation"].as_f64();
+    let anomaly_deviation = anomaly_deviation.expect("anomaly deviation");
+    assert!(anomaly_deviation > 100.0, "{anomaly_deviation}");
+    assert_eq!(recovered.body["selfResolved"], false);
+    let summary = recovered.body["summary"].as_str().expect("summary");
+    assert!(summary.contains("104 is back within the band"), "{summary}");
+    assert!(!summary.contains("above"), "{summary}");
     assert_eq!(
         recovered.idempotency_key,
         format!("anomalyd-{id}-recovered")
