@@ -24,6 +24,9 @@ use support::{LATENCY_FIELD, TestServer, latency, within};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+/// Body of the receiver's error responses, on two lines so the excerpt must join them.
+const ERROR_BODY: &str = "disk full\nretry later";
+
 /// One request the receiver got.
 #[derive(Debug)]
 struct Received {
@@ -88,7 +91,12 @@ impl Receiver {
                         let status = for_transition
                             .or_else(|| queued.lock().expect("lock").pop_front())
                             .unwrap_or(200);
-                        let mut response = http::Response::new(Full::new(Bytes::new()));
+                        let body = if status >= 400 {
+                            Bytes::from_static(ERROR_BODY.as_bytes())
+                        } else {
+                            Bytes::new()
+                        };
+                        let mut response = http::Response::new(Full::new(body));
                         *response.status_mut() =
                             http::StatusCode::from_u16(status).expect("status");
                         Ok::<_, Infallible>(response)
@@ -425,9 +433,10 @@ async fn receiver_errors_are_retried() {
     let delivered = wait_delivered(&server, 1).await;
     assert_eq!(delivered[0]["attempts"], 3);
     assert_eq!(delivered[0]["state"], "delivered");
+    assert_eq!(delivered[0]["lastError"], Json::Null);
     assert_eq!(
-        delivered[0]["lastError"],
-        "receiver responded with HTTP 500"
+        delivered[0]["errorBeforeDelivery"],
+        "receiver responded with HTTP 500: disk full retry later"
     );
     assert!(keys.iter().all(|k| *k == keys[0]), "keys differ: {keys:?}");
     assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
@@ -437,6 +446,100 @@ async fn receiver_errors_are_retried() {
         metrics.contains("anomalyd_delivery_failures_total 2\n"),
         "{metrics}"
     );
+    server.stop().await;
+    receiver.stop();
+}
+
+/// Log output captured from the test's thread, where the delivery worker task runs.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+/// Polls the deliveries API until a pending row has a `lastError`, and returns that row.
+async fn wait_failed_attempt(server: &TestServer) -> Json {
+    within(async {
+        loop {
+            let rows = deliveries(server, "?state=pending").await;
+            if let Some(row) = rows.into_iter().find(|row| row["lastError"].is_string()) {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn refused_connection_error_names_cause() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    // Nothing listens on a port freed just now, unless another process took it meanwhile.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("local addr");
+    drop(closed);
+    let url = format!("http://{addr}/hook/url-secret-token");
+    let config = config_with(vec![notifier("ops", &url, NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let row = wait_failed_attempt(&server).await;
+    let error = row["lastError"].as_str().expect("last error");
+    assert!(error.to_lowercase().contains("refused"), "{error}");
+    assert!(!error.contains("url-secret-token"), "{error}");
+    assert_eq!(row["errorBeforeDelivery"], Json::Null);
+    let anomaly_id = row["anomalyId"].as_u64().expect("anomaly id");
+    server.stop().await;
+
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("notification delivery failed"))
+        .expect("a log line for the failed attempt");
+    assert!(line.contains("notifier=\"ops\""), "{line}");
+    assert!(line.contains(&format!("anomaly_id={anomaly_id}")), "{line}");
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(
+        !text.contains("url-secret-token"),
+        "the log contains the URL"
+    );
+    assert!(!text.contains("test-token"), "the log contains a header");
+}
+
+#[tokio::test]
+async fn slow_receiver_error_says_timed_out() {
+    let receiver = Receiver::start(Duration::from_secs(5)).await;
+    let mut slow = notifier("slow", &receiver.url(), NotifierFormat::Json);
+    slow.timeout_secs = 1;
+    let config = config_with(vec![slow]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let row = wait_failed_attempt(&server).await;
+    let error = row["lastError"].as_str().expect("last error");
+    assert!(error.contains("timed out"), "{error}");
     server.stop().await;
     receiver.stop();
 }
@@ -720,7 +823,11 @@ async fn gives_up_after_max_age() {
     })
     .await;
     assert!(failed["attempts"].as_u64() >= Some(2), "{failed}");
-    assert_eq!(failed["lastError"], "receiver responded with HTTP 503");
+    assert_eq!(
+        failed["lastError"],
+        "receiver responded with HTTP 503: disk full retry later"
+    );
+    assert_eq!(failed["errorBeforeDelivery"], Json::Null);
     assert_eq!(failed["nextAttemptAt"], Json::Null);
     assert!(failed["finishedAt"].is_string());
     assert!(deliveries(&server, "?state=pending").await.is_empty());

@@ -29,13 +29,21 @@ struct DeliveryView {
     next_attempt_at: Option<String>,
     last_attempt_at: Option<String>,
     finished_at: Option<String>,
+    /// Error of the latest failed attempt of a pending or failed row: the current problem.
     last_error: Option<String>,
+    /// Error of the last failed attempt before a delivered row succeeded, which explains its
+    /// retries. It is not a current problem.
+    error_before_delivery: Option<String>,
 }
 
 impl DeliveryView {
     fn new(id: u64, r: OutboxRecord) -> Self {
         let time = |ms: i64| rfc3339(crate::engine::Timestamp::from_millis(ms));
         let pending = r.state == DeliveryState::Pending;
+        let (last_error, error_before_delivery) = match r.state {
+            DeliveryState::Delivered => (None, r.last_error),
+            DeliveryState::Pending | DeliveryState::Failed => (r.last_error, None),
+        };
         Self {
             id,
             notifier: r.notifier,
@@ -47,7 +55,8 @@ impl DeliveryView {
             next_attempt_at: pending.then(|| time(r.next_attempt_at_ms)),
             last_attempt_at: r.last_attempt_at_ms.map(time),
             finished_at: r.finished_at_ms.map(time),
-            last_error: r.last_error,
+            last_error,
+            error_before_delivery,
         }
     }
 }
