@@ -337,6 +337,9 @@ async fn confirmed_and_recovered_deliver_once_each() {
         assert_eq!(row["attempts"], 1);
         assert_eq!(row["notifier"], "ops");
     }
+    // Newest first.
+    assert_eq!(delivered[0]["transition"], "recovered");
+    assert_eq!(delivered[1]["transition"], "confirmed");
     assert!(
         receiver.requests.try_recv().is_err(),
         "a notification was sent twice"

@@ -22,6 +22,9 @@ struct DeliveryView {
     id: u64,
     notifier: String,
     anomaly_id: u64,
+    /// `confirmed`, `recovered`, `drift-confirmed` or `drift-recovered`, read from the stored
+    /// payload; `None` when the payload does not decode.
+    transition: Option<String>,
     idempotency_key: String,
     state: DeliveryState,
     attempts: u32,
@@ -48,6 +51,7 @@ impl DeliveryView {
             id,
             notifier: r.notifier,
             anomaly_id: r.anomaly_id,
+            transition: transition(&r.payload),
             idempotency_key: r.idempotency_key,
             state: r.state,
             attempts: r.attempts,
@@ -59,6 +63,16 @@ impl DeliveryView {
             error_before_delivery,
         }
     }
+}
+
+/// Reads the transition name from a stored notification payload.
+fn transition(payload: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Transition {
+        transition: String,
+    }
+    let decoded: Transition = serde_json::from_str(payload).ok()?;
+    Some(decoded.transition)
 }
 
 pub async fn deliveries(
