@@ -213,6 +213,24 @@ fn decode(id: u64, bytes: &[u8]) -> Result<OutboxRecord> {
     })
 }
 
+/// The first two fields of an encoded `OutboxRecord`, which the outbox scan needs for every
+/// pending row. postcard encodes fields in declaration order and ignores trailing bytes, so
+/// this decodes without copying the payload. It must list the same leading fields as
+/// `OutboxRecord`.
+#[derive(Deserialize)]
+struct OutboxGroup<'a> {
+    notifier: &'a str,
+    anomaly_id: u64,
+}
+
+fn decode_group(id: u64, bytes: &[u8]) -> Result<OutboxGroup<'_>> {
+    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
+        table: "outbox",
+        key: id,
+        source,
+    })
+}
+
 /// Pending rows that are due, and when the next one that is not falls due.
 #[derive(Debug, Default)]
 pub struct DueRows {
@@ -250,15 +268,19 @@ pub fn due(
         let Some(bytes) = outbox.get(id).map_err(db)? else {
             continue;
         };
-        let record = decode(id, bytes.value())?;
-        if !waiting.insert((record.notifier.clone(), record.anomaly_id)) {
+        let group = decode_group(id, bytes.value())?;
+        if !waiting.insert((group.notifier.to_owned(), group.anomaly_id)) {
             continue;
         }
         if next > now_ms {
             found.next_due_ms = Some(found.next_due_ms.map_or(next, |n| n.min(next)));
             continue;
         }
-        if found.rows.len() < limit && choose(id, &record) {
+        if found.rows.len() >= limit {
+            continue;
+        }
+        let record = decode(id, bytes.value())?;
+        if choose(id, &record) {
             found.rows.push((id, record));
         }
     }
@@ -415,6 +437,18 @@ mod tests {
         assert!(early.rows.is_empty());
         assert_eq!(early.next_due_ms, Some(100));
         assert_eq!(pending_count(&database).expect("count"), 2);
+    }
+
+    #[test]
+    fn group_decodes_record_prefix() {
+        let record = OutboxRecord {
+            anomaly_id: 42,
+            ..record("ops", 7)
+        };
+        let bytes = postcard::to_stdvec(&record).expect("encode");
+        let group = decode_group(1, &bytes).expect("decode");
+        assert_eq!(group.notifier, "ops");
+        assert_eq!(group.anomaly_id, 42);
     }
 
     #[test]
