@@ -259,24 +259,39 @@ pub fn due(
         | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(found),
         (Err(e), _) | (_, Err(e)) => return Err(db(e)),
     };
-    // (notifier, anomaly id) of every pending row seen so far. Every pending row is decoded for
-    // this, not only due ones, because a row waiting for its retry still delays later rows.
-    let mut waiting: HashSet<(String, u64)> = HashSet::new();
+    let mut schedule = Vec::new();
     for entry in pending.iter().map_err(db)? {
         let (key, next) = entry.map_err(db)?;
-        let (id, next) = (key.value(), next.value());
+        schedule.push((key.value(), next.value()));
+    }
+    // A row that waits behind an earlier one may make this wake earlier than needed, which
+    // costs one scan and nothing else.
+    found.next_due_ms = schedule
+        .iter()
+        .map(|&(_, next)| next)
+        .filter(|&next| next > now_ms)
+        .min();
+    let Some(last_due) = schedule
+        .iter()
+        .rev()
+        .find(|&&(_, next)| next <= now_ms)
+        .map(|&(id, _)| id)
+    else {
+        return Ok(found);
+    };
+
+    // (notifier, anomaly id) of every pending row seen so far, including rows that are not
+    // due, because a row waiting for its retry still delays later rows.
+    let mut waiting: HashSet<(String, u64)> = HashSet::new();
+    for &(id, next) in schedule.iter().take_while(|&&(id, _)| id <= last_due) {
+        if found.rows.len() >= limit {
+            break;
+        }
         let Some(bytes) = outbox.get(id).map_err(db)? else {
             continue;
         };
         let group = decode_group(id, bytes.value())?;
-        if !waiting.insert((group.notifier.to_owned(), group.anomaly_id)) {
-            continue;
-        }
-        if next > now_ms {
-            found.next_due_ms = Some(found.next_due_ms.map_or(next, |n| n.min(next)));
-            continue;
-        }
-        if found.rows.len() >= limit {
+        if !waiting.insert((group.notifier.to_owned(), group.anomaly_id)) || next > now_ms {
             continue;
         }
         let record = decode(id, bytes.value())?;
