@@ -213,8 +213,8 @@ fn decode(id: u64, bytes: &[u8]) -> Result<OutboxRecord> {
     })
 }
 
-/// The first two fields of an encoded `OutboxRecord`, which the outbox scan needs for every
-/// pending row. postcard encodes fields in declaration order and ignores trailing bytes, so
+/// The first two fields of an encoded `OutboxRecord`, which the outbox scan reads for each
+/// pending row up to the last due one. postcard encodes fields in declaration order and ignores trailing bytes, so
 /// this decodes without copying the payload. It must list the same leading fields as
 /// `OutboxRecord`.
 #[derive(Deserialize)]
