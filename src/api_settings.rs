@@ -11,7 +11,8 @@ use tokio::sync::watch;
 
 use crate::config::{ConfigSnapshot, Healthcheck, Source, System};
 use crate::engine::{
-    AssignmentSettings, BaselineWindow, FieldOverride, SettingsError, TemplateSettings,
+    AssignmentSettings, BaselineWindow, Direction, FieldOverride, SettingsError, TemplateSettings,
+    defaults,
 };
 use crate::writer::ConfigFeed;
 
@@ -122,8 +123,10 @@ fn store_row(
 }
 
 /// Parses and validates a template settings body. Absent keys take the engine defaults.
+/// Every problem of the body is listed, each under its full key.
 pub fn parse_template(body: &Json) -> Result<TemplateSettings, ApiSettingsError> {
-    let input = parse_input(body)?;
+    let mut problems = Vec::new();
+    let input = parse_input(body, &mut problems)?;
     let defaults = TemplateSettings::default();
     let settings = TemplateSettings {
         enabled: input.enabled.unwrap_or(defaults.enabled),
@@ -131,24 +134,35 @@ pub fn parse_template(body: &Json) -> Result<TemplateSettings, ApiSettingsError>
         notify: input.notify.unwrap_or(defaults.notify),
         field_overrides: input.field_overrides,
     };
-    settings.validate().map_err(ApiSettingsError::Invalid)?;
-    Ok(settings)
+    problems.extend(settings.validate().err().unwrap_or_default());
+    finish(settings, problems)
 }
 
 /// Parses and validates an assignment settings body. Absent keys inherit from the template.
+/// Every problem of the body is listed, each under its full key.
 pub fn parse_assignment(body: &Json) -> Result<AssignmentSettings, ApiSettingsError> {
-    let input = parse_input(body)?;
+    let mut problems = Vec::new();
+    let input = parse_input(body, &mut problems)?;
     let settings = AssignmentSettings {
         enabled: input.enabled,
         baseline_window: input.baseline_window,
         notify: input.notify,
         field_overrides: input.field_overrides,
     };
-    settings.validate().map_err(ApiSettingsError::Invalid)?;
-    Ok(settings)
+    problems.extend(settings.validate().err().unwrap_or_default());
+    finish(settings, problems)
 }
 
-/// The keys both settings bodies share, each checked for its type.
+fn finish<T>(settings: T, problems: Vec<SettingsError>) -> Result<T, ApiSettingsError> {
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ApiSettingsError::Invalid(problems))
+    }
+}
+
+/// The keys both settings bodies share. A key with a problem is left out and the problem is
+/// recorded, so the range checks that follow still see every other key.
 struct Input {
     enabled: Option<bool>,
     baseline_window: Option<BaselineWindow>,
@@ -156,83 +170,219 @@ struct Input {
     field_overrides: BTreeMap<String, FieldOverride>,
 }
 
-fn parse_input(body: &Json) -> Result<Input, ApiSettingsError> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| invalid("body", "must be a JSON object of settings"))?;
-    let allowed = ["enabled", "baselineWindow", "notify", "fieldOverrides"];
-    if let Some(key) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(invalid(
-            key,
-            format!("unknown key; settings accept {}", allowed.join(", ")),
-        ));
-    }
-    let baseline_window = match object.get("baselineWindow") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(text)) => {
-            Some(BaselineWindow::parse(text).map_err(|e| ApiSettingsError::Invalid(vec![e]))?)
-        }
-        Some(_) => return Err(invalid("baselineWindow", "must be a string such as \"7d\"")),
+/// Keys a settings body accepts.
+const SETTINGS_KEYS: [&str; 4] = ["enabled", "baselineWindow", "notify", "fieldOverrides"];
+
+/// Reads the shared keys. Only a body that is not an object ends the reading early, because
+/// none of its keys can be checked.
+fn parse_input(body: &Json, problems: &mut Vec<SettingsError>) -> Result<Input, ApiSettingsError> {
+    let Some(object) = body.as_object() else {
+        let message = format!(
+            "expected a JSON object of settings, found {}",
+            json_type(body)
+        );
+        return Err(invalid("body", message));
     };
+    for key in object.keys() {
+        if !SETTINGS_KEYS.contains(&key.as_str()) {
+            let message = format!("unknown key; settings accept {}", SETTINGS_KEYS.join(", "));
+            problems.push(problem(key, message));
+        }
+    }
     Ok(Input {
-        enabled: optional_bool(object.get("enabled"), "enabled")?,
-        baseline_window,
-        notify: optional_bool(object.get("notify"), "notify")?,
-        field_overrides: parse_overrides(object.get("fieldOverrides"))?,
+        enabled: read_bool(object.get("enabled"), "enabled", problems),
+        baseline_window: read_window(object.get("baselineWindow"), problems),
+        notify: read_bool(object.get("notify"), "notify", problems),
+        field_overrides: read_overrides(object.get("fieldOverrides"), problems),
     })
 }
 
-fn optional_bool(value: Option<&Json>, key: &str) -> Result<Option<bool>, ApiSettingsError> {
+fn problem(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Names a JSON type for messages such as "expected an object, found a string".
+fn json_type(value: &Json) -> &'static str {
     match value {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(invalid(key, "must be true or false")),
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
-fn parse_overrides(
-    value: Option<&Json>,
-) -> Result<BTreeMap<String, FieldOverride>, ApiSettingsError> {
-    let Some(value) = value.filter(|v| !v.is_null()) else {
-        return Ok(BTreeMap::new());
+/// Returns a present, non-null value. Null means "inherit", like an absent key.
+fn present(value: Option<&Json>) -> Option<&Json> {
+    value.filter(|v| !v.is_null())
+}
+
+fn read_bool(value: Option<&Json>, key: &str, problems: &mut Vec<SettingsError>) -> Option<bool> {
+    let value = present(value)?;
+    if let Some(b) = value.as_bool() {
+        return Some(b);
+    }
+    problems.push(problem(
+        key,
+        format!("invalid value {value}: use true or false"),
+    ));
+    None
+}
+
+fn read_window(value: Option<&Json>, problems: &mut Vec<SettingsError>) -> Option<BaselineWindow> {
+    let value = present(value)?;
+    let Some(text) = value.as_str() else {
+        let message = format!(
+            "invalid value {value}: write the window as a string of whole hours or days such \
+             as \"36h\" or \"7d\", between 1h and 90d"
+        );
+        problems.push(problem("baselineWindow", message));
+        return None;
     };
-    let object = value
-        .as_object()
-        .ok_or_else(|| invalid("fieldOverrides", "must be an object keyed by field path"))?;
-    let mut overrides = BTreeMap::new();
-    for (path, entry) in object {
-        overrides.insert(path.clone(), parse_override(path, entry)?);
-    }
-    Ok(overrides)
+    BaselineWindow::parse(text)
+        .map_err(|e| problems.push(e))
+        .ok()
 }
 
-fn parse_override(path: &str, entry: &Json) -> Result<FieldOverride, ApiSettingsError> {
+fn read_overrides(
+    value: Option<&Json>,
+    problems: &mut Vec<SettingsError>,
+) -> BTreeMap<String, FieldOverride> {
+    let mut overrides = BTreeMap::new();
+    let Some(value) = present(value) else {
+        return overrides;
+    };
+    let Some(object) = value.as_object() else {
+        let message = format!(
+            "expected an object keyed by field path, found {}",
+            json_type(value)
+        );
+        problems.push(problem("fieldOverrides", message));
+        return overrides;
+    };
+    for (path, entry) in object {
+        if let Some(field) = read_override(path, entry, problems) {
+            overrides.insert(path.clone(), field);
+        }
+    }
+    overrides
+}
+
+/// Reads one field override. Keys with a wrong type are recorded and left unset, so the
+/// engine's range checks still run on the others.
+fn read_override(
+    path: &str,
+    entry: &Json,
+    problems: &mut Vec<SettingsError>,
+) -> Option<FieldOverride> {
     let prefix = format!("fieldOverrides.{path}");
     if crate::detector::split_field_path(path).is_none() {
-        return Err(invalid(
-            &prefix,
-            "field path must read collectors.<collector id>.<field>",
-        ));
+        let message =
+            format!("invalid field path {path:?}: write it as collectors.<collector id>.<field>");
+        problems.push(problem(&prefix, message));
+        return None;
     }
-    let object = entry
-        .as_object()
-        .ok_or_else(|| invalid(&prefix, "must be an object of settings"))?;
-    if let Some(key) = object.keys().find(|k| !OVERRIDE_KEYS.contains(&k.as_str())) {
-        return Err(invalid(
-            &format!("{prefix}.{key}"),
-            format!(
+    let Some(object) = entry.as_object() else {
+        let message = format!("expected an object of settings, found {}", json_type(entry));
+        problems.push(problem(&prefix, message));
+        return None;
+    };
+    let mut local = Vec::new();
+    for key in object.keys() {
+        if !OVERRIDE_KEYS.contains(&key.as_str()) {
+            let message = format!(
                 "unknown key; a field override accepts {}",
                 OVERRIDE_KEYS.join(", ")
-            ),
-        ));
+            );
+            local.push(problem(key, message));
+        }
     }
-    // Nulls mean "inherit", like an absent key.
-    let present: serde_json::Map<String, Json> = object
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    serde_json::from_value(Json::Object(present)).map_err(|e| invalid(&prefix, e.to_string()))
+    let field = FieldOverride {
+        enabled: read_bool(object.get("enabled"), "enabled", &mut local),
+        direction: read_direction(object.get("direction"), &mut local),
+        sensitivity: read_number(
+            object.get("sensitivity"),
+            "sensitivity",
+            POSITIVE,
+            &mut local,
+        ),
+        confirmation_window: read_window_count(object.get("confirmationWindow"), &mut local),
+        drift_enabled: read_bool(object.get("driftEnabled"), "driftEnabled", &mut local),
+        drift_threshold: read_number(
+            object.get("driftThreshold"),
+            "driftThreshold",
+            POSITIVE,
+            &mut local,
+        ),
+        min_absolute_delta: read_number(
+            object.get("minAbsoluteDelta"),
+            "minAbsoluteDelta",
+            NOT_NEGATIVE,
+            &mut local,
+        ),
+        min_relative_delta: read_number(
+            object.get("minRelativeDelta"),
+            "minRelativeDelta",
+            NOT_NEGATIVE,
+            &mut local,
+        ),
+    };
+    problems.extend(local.into_iter().map(|p| p.within(&prefix)));
+    Some(field)
+}
+
+fn read_direction(value: Option<&Json>, problems: &mut Vec<SettingsError>) -> Option<Direction> {
+    let value = present(value)?;
+    let parsed = match value.as_str() {
+        Some(text) => Direction::parse(text),
+        None => Err(problem(
+            "direction",
+            format!(
+                "invalid value {value}: use one of {}",
+                Direction::NAMES.join(", ")
+            ),
+        )),
+    };
+    parsed.map_err(|e| problems.push(e)).ok()
+}
+
+/// Range of `sensitivity` and `driftThreshold`, for the message about a value of another type.
+const POSITIVE: &str = "a finite number greater than 0";
+/// Range of the minimum deltas, for the message about a value of another type.
+const NOT_NEGATIVE: &str = "a finite number of 0 or more";
+
+/// Reads a number. The engine's validation checks its range afterwards, so `range` only words
+/// the message for a value of another type.
+fn read_number(
+    value: Option<&Json>,
+    key: &str,
+    range: &str,
+    problems: &mut Vec<SettingsError>,
+) -> Option<f64> {
+    let value = present(value)?;
+    if let Some(n) = value.as_f64() {
+        return Some(n);
+    }
+    problems.push(problem(key, format!("invalid value {value}: use {range}")));
+    None
+}
+
+/// Reads `confirmationWindow`: a whole number whose range (1 to 100) the engine checks.
+fn read_window_count(value: Option<&Json>, problems: &mut Vec<SettingsError>) -> Option<u32> {
+    let value = present(value)?;
+    if let Some(n) = value.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        return Some(n);
+    }
+    let message = format!(
+        "invalid value {value}: use a whole number from 1 to {}",
+        defaults::MAX_CONFIRMATION_WINDOW
+    );
+    problems.push(problem("confirmationWindow", message));
+    None
 }
 
 /// The configuration the detector and analyzer see: the base snapshot (the config folder, or
@@ -421,6 +571,53 @@ mod tests {
         assert!(err.to_string().starts_with("baselineWindow"), "{err}");
         let err = parse_template(&serde_json::json!({"colour": 1})).expect_err("unknown");
         assert!(err.to_string().starts_with("colour"), "{err}");
+    }
+
+    fn problem_keys(error: ApiSettingsError) -> Vec<(String, String)> {
+        let ApiSettingsError::Invalid(problems) = error else {
+            panic!("expected invalid settings, got {error}");
+        };
+        let pairs = problems
+            .into_iter()
+            .map(|SettingsError::Invalid { key, message }| (key, message));
+        pairs.collect()
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let body = serde_json::json!({
+            "baselineWindow": "100d",
+            "notify": "yes",
+            "fieldOverrides": {"collectors.a.b": {
+                "direction": "up",
+                "sensitivity": "high",
+                "confirmationWindow": 0,
+                "colour": 1,
+            }},
+        });
+        let problems = problem_keys(parse_template(&body).expect_err("invalid"));
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "baselineWindow",
+                "notify",
+                "fieldOverrides.collectors.a.b.colour",
+                "fieldOverrides.collectors.a.b.direction",
+                "fieldOverrides.collectors.a.b.sensitivity",
+                "fieldOverrides.collectors.a.b.confirmationWindow",
+            ]
+        );
+        let message = |key: &str| {
+            let found = problems.iter().find(|(k, _)| k.ends_with(key));
+            found.map(|(_, m)| m.clone()).expect("problem listed")
+        };
+        assert!(message("direction").contains("higher-is-better, lower-is-better"));
+        assert!(!message("direction").contains("unknown variant"));
+        assert!(message("sensitivity").contains("greater than 0"));
+        assert!(message("confirmationWindow").contains("from 1 to 100"));
+        assert!(message("baselineWindow").contains("between 1h and 90d"));
+        assert!(message("notify").contains("true or false"));
     }
 
     #[test]

@@ -51,11 +51,30 @@ pub enum IngestError {
         "request carries {count} results; at most {MAX_RESULTS_PER_REQUEST} are accepted per request"
     )]
     TooManyResults { count: usize },
-    #[error("{} of the results are invalid; nothing was stored", .total)]
+    #[error(
+        "line {line}, column {column} of the NDJSON body is not valid JSON ({reason}); nothing \
+         was stored"
+    )]
+    LineSyntax {
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{}; nothing was stored", count_invalid(*.invalid, *.total))]
     Invalid {
+        /// Number of invalid results.
+        invalid: usize,
+        /// Number of results in the body.
         total: usize,
         problems: Vec<Problem>,
     },
+}
+
+/// Words the count of invalid results with the right number agreement.
+fn count_invalid(invalid: usize, total: usize) -> String {
+    let verb = if invalid == 1 { "is" } else { "are" };
+    let noun = if total == 1 { "result" } else { "results" };
+    format!("{invalid} of {total} {noun} {verb} invalid")
 }
 
 /// Parses a whole body into validated results.
@@ -86,7 +105,8 @@ pub fn parse(body: &[u8], framing: Framing) -> Result<Vec<CheckResult>, IngestEr
     }
     if invalid > 0 {
         return Err(IngestError::Invalid {
-            total: invalid,
+            invalid,
+            total: items.len(),
             problems,
         });
     }
@@ -109,14 +129,26 @@ fn split_ndjson(body: &[u8]) -> Result<Vec<Json>, IngestError> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value = serde_json::from_slice(line)
-            .map_err(|e| IngestError::Syntax(format!("line {}: {e}", number + 1)))?;
+        let value = serde_json::from_slice(line).map_err(|e| line_syntax(number + 1, &e))?;
         items.push(value);
         if items.len() > MAX_RESULTS_PER_REQUEST {
             return Err(IngestError::TooManyResults { count: items.len() });
         }
     }
     Ok(items)
+}
+
+/// Places a syntax error of one NDJSON line at its line of the body. serde_json counts lines
+/// within the parsed slice, which is always line 1 here, so only its column is kept.
+fn line_syntax(line: usize, error: &serde_json::Error) -> IngestError {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let reason = text.strip_suffix(&position).unwrap_or(&text).to_owned();
+    IngestError::LineSyntax {
+        line,
+        column: error.column(),
+        reason,
+    }
 }
 
 type Problems = Vec<(String, String)>;
@@ -194,6 +226,45 @@ fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
         }
         _ => Err(problems),
     }
+}
+
+/// How far ahead of this server's clock a result may be stamped. Host clocks usually differ by
+/// seconds, but a result stamped an hour ahead opens an hour the analyzer has not reached, and
+/// every result after it then counts as a late arrival.
+pub const MAX_AHEAD_OF_CLOCK_MS: i64 = 5 * 60 * 1000;
+
+/// Rejects the whole batch when any result is stamped more than [`MAX_AHEAD_OF_CLOCK_MS`] after
+/// `now`. Results from the past are accepted, so a collector can send a backlog.
+pub fn check_not_ahead(results: &[CheckResult], now: Timestamp) -> Result<(), IngestError> {
+    let ahead: Vec<Problem> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, result)| result.timestamp.0 - now.0 > MAX_AHEAD_OF_CLOCK_MS)
+        .map(|(index, result)| Problem {
+            index,
+            field: "timestamp".into(),
+            reason: ahead_reason(result.timestamp, now),
+        })
+        .collect();
+    if ahead.is_empty() {
+        return Ok(());
+    }
+    Err(IngestError::Invalid {
+        invalid: ahead.len(),
+        total: results.len(),
+        problems: ahead.into_iter().take(MAX_PROBLEMS).collect(),
+    })
+}
+
+fn ahead_reason(at: Timestamp, now: Timestamp) -> String {
+    let minutes = (at.0 - now.0) / 60_000;
+    let at = jiff::Timestamp::from_millisecond(at.0)
+        .map_or_else(|_| at.0.to_string(), |t| t.to_string());
+    format!(
+        "timestamp {at} is {minutes} minutes ahead of this server's clock; at most {} minutes \
+         ahead is accepted, so check the clock of the host that sent it",
+        MAX_AHEAD_OF_CLOCK_MS / 60_000
+    )
 }
 
 /// Checks a system, healthcheck or environment name.

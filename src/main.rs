@@ -277,12 +277,31 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
     for problem in &problems {
         println!("{problem}");
     }
-    let failed = problems.iter().any(|p| p.severity == Severity::Error);
-    Ok(if failed {
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let warnings = problems.len() - errors;
+    // The summary goes to stderr so the problem lines on stdout stay easy to parse.
+    eprintln!(
+        "{}: {}, {}",
+        dir.display(),
+        counted(errors, "error"),
+        counted(warnings, "warning")
+    );
+    Ok(if errors > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Formats a count with its noun, for example `1 error` or `2 warnings`.
+fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides `default_filter`. Under systemd (`JOURNAL_STREAM` or

@@ -413,12 +413,15 @@ function chart(samples, baseline, eff, anomalies) {
   const height = 260;
   const pad = { left: 56, right: 12, top: 12, bottom: 26 };
   const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Recent samples with baseline band" });
+  // Invalid samples (NaN, out of range, wrong type) were never judged, so they stay off the
+  // chart and out of its scale.
   const points = samples
-    .filter((p) => typeof p.value === "number")
-    .map((p) => ({ t: Date.parse(p.at), v: p.value, valid: p.valid }));
+    .filter((p) => typeof p.value === "number" && p.valid !== false)
+    .map((p) => ({ t: Date.parse(p.at), v: p.value }))
+    .sort((a, b) => a.t - b.t);
   if (!points.length) {
     const text = s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "tick" });
-    text.textContent = "No numeric samples to chart";
+    text.textContent = "No valid numeric samples to chart";
     svg.append(text);
     return svg;
   }

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::Value as Json;
-use support::{LATENCY_FIELD, TestServer, latency, result, within};
+use support::{LATENCY_FIELD, TestServer, latency, minute_time, result, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn snapshot(server: &TestServer) -> Vec<Json> {
@@ -73,6 +73,13 @@ fn cases() -> Vec<Case> {
             "status",
         ),
         case(
+            "count agrees in number",
+            latency("shop", 51, 1.0).replace(r#""healthy""#, "5"),
+            400,
+            "invalid-results",
+            "1 of 1 result is invalid; nothing was stored",
+        ),
+        case(
             "missing system",
             good.replace(r#""system":"shop","#, ""),
             400,
@@ -121,6 +128,13 @@ fn cases() -> Vec<Case> {
             "too-many-results",
             "at most 100000",
         ),
+        case(
+            "timestamp ahead of the clock",
+            format!("[{good},{}]", stamped(&good, from_now(24 * 60))),
+            400,
+            "invalid-results",
+            "minutes ahead of this server's clock",
+        ),
         Case {
             ndjson: true,
             ..case(
@@ -128,7 +142,7 @@ fn cases() -> Vec<Case> {
                 format!("{good}\n{{\n"),
                 400,
                 "malformed-json",
-                "line 2",
+                "line 2, column 1 of the NDJSON body is not valid JSON (EOF while parsing",
             )
         },
     ]
@@ -165,6 +179,34 @@ async fn bad_input_is_rejected_and_changes_nothing() {
             case.name
         );
     }
+    server.stop().await;
+}
+
+/// Returns the time `minutes` from now in RFC 3339.
+fn from_now(minutes: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(minutes)).to_string()
+}
+
+/// Moves a result built for minute 50 to `at`.
+fn stamped(result: &str, at: String) -> String {
+    result.replace(&minute_time(50), &at)
+}
+
+#[tokio::test]
+async fn small_clock_skew_is_accepted() {
+    let server = TestServer::start().await;
+    let ahead = stamped(&latency("shop", 50, 100.0), from_now(1));
+    let reply = server.post("/api/v1/results", &ahead).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["fieldEvaluations"], 1);
+    let backlog = latency("shop", 50, 100.0);
+    let reply = server.post("/api/v1/results", &backlog).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "results from the past are a backlog: {}",
+        reply.text()
+    );
     server.stop().await;
 }
 
@@ -232,6 +274,15 @@ async fn nan_string_counted_invalid() {
         ),
         (1.into(), 1.into(), 0.into())
     );
+    let invalid = counts["invalid"].as_array().expect("invalid list").clone();
+    assert_eq!(invalid.len(), 1, "{counts}");
+    assert_eq!(invalid[0]["index"], 0);
+    assert_eq!(invalid[0]["field"], LATENCY_FIELD);
+    let reason = invalid[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("numeric but the value is a string"),
+        "{reason}"
+    );
 
     let series = server.get("/api/v1/series?system=shop").await.json();
     assert_eq!(series["series"][0]["invalidCount"], 1);
@@ -251,5 +302,65 @@ async fn nan_string_counted_invalid() {
             .expect("list")
             .is_empty()
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_query_parameters_name_allowed_values() {
+    let server = TestServer::start().await;
+    let samples =
+        format!("/api/v1/series/samples?system=shop&healthcheck=web&field={LATENCY_FIELD}");
+    let cases = [
+        (
+            "/api/v1/anomalies?limit=abc".to_owned(),
+            "use a whole number from 1 to 1000",
+        ),
+        (
+            "/api/v1/anomalies?limit=0".to_owned(),
+            "use a whole number from 1 to 1000",
+        ),
+        (
+            format!("{samples}&limit=-3"),
+            "use a whole number from 1 to 100000",
+        ),
+        (
+            "/api/v1/anomalies?state=bogus".to_owned(),
+            "use one of suspicious, anomaly, recovered",
+        ),
+        (
+            "/api/v1/anomalies?kind=bogus".to_owned(),
+            "use one of spike, drift",
+        ),
+        (
+            "/api/v1/anomalies?suppression=bogus".to_owned(),
+            "use one of active, suppressed, all",
+        ),
+        ("/api/v1/anomalies?cursor=bogus".to_owned(), "nextCursor"),
+        (
+            format!("{samples}&from=yesterday"),
+            "RFC 3339 time with a zone",
+        ),
+        (
+            "/api/v1/series/samples?system=shop&healthcheck=web".to_owned(),
+            "missing query parameter field",
+        ),
+        (
+            "/api/v1/deliveries?state=bogus".to_owned(),
+            "use pending, delivered or failed",
+        ),
+        (
+            "/api/v1/deliveries?limit=x".to_owned(),
+            "use a whole number from 1 to",
+        ),
+    ];
+    for (path, expected) in cases {
+        let reply = server.get(&path).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        let message = reply.json()["error"]["message"].to_string();
+        assert!(
+            message.contains(expected),
+            "{path}: {message} lacks {expected:?}"
+        );
+    }
     server.stop().await;
 }

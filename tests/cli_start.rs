@@ -256,3 +256,49 @@ fn fatal_error_stays_plain_in_text_mode() {
     assert!(last.starts_with("error: "), "{stderr}");
     assert!(last.contains(&data.display().to_string()), "{stderr}");
 }
+
+#[test]
+fn second_serve_names_the_busy_data_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut first_command = serve_command(&data);
+    first_command.args(["--listen", "127.0.0.1:0"]);
+    let mut first = Server::start(first_command);
+    first.wait_for_line("listening");
+
+    let mut second = serve_command(&data);
+    second.args(["--listen", "127.0.0.1:0"]);
+    let output = run_to_exit(second);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "data folder {} is in use by another anomalyd process",
+        data.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("anomalyd.redb"), "{stderr}");
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+    assert!(!stderr.contains("Cannot acquire lock"), "{stderr}");
+}
+
+#[test]
+fn rejected_new_document_logged_as_not_in_effect() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let text =
+        "apiVersion: checkstack.io/v1alpha1\nkind: Gizmo\nmetadata:\n  name: one\nspec: {}\n";
+    std::fs::write(config.join("gizmo.yaml"), text).expect("write");
+    let mut command = serve_command(&dir.path().join("data"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(&config);
+    let mut server = Server::start(command);
+    let line = server.wait_for_line("config document rejected");
+    assert!(
+        line.contains("nothing from it is in effect until it is fixed"),
+        "{line}"
+    );
+    assert!(!line.contains("last good state is kept"), "{line}");
+    assert!(line.contains("gizmo.yaml"), "{line}");
+}

@@ -86,3 +86,21 @@ fn schema_is_draft_2020_12_json() {
     }
     assert_eq!(defs["name"]["pattern"], "^[a-z0-9][a-z0-9-]*$");
 }
+
+#[test]
+fn check_places_non_utf8_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("latin1.yaml"), b"kind: Sys\xe9m\n").expect("write");
+    let output = anomalyd()
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("run anomalyd check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("latin1.yaml:1:10: error: file is not valid UTF-8"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(":0:0"), "{stdout}");
+}

@@ -234,6 +234,46 @@ async fn bad_values_get_400_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn every_problem_listed_with_full_key() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = server_with_shop_result(temp.path().join("data")).await;
+    let good = json!({"notify": false});
+    let reply = put(server.addr, "/api/v1/healthchecks/web/settings", &good, &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let before = server.get("/api/v1/healthchecks/web/settings").await.json();
+
+    let body = json!({
+        "baselineWindow": "100d",
+        "notify": "yes",
+        "fieldOverrides": {LATENCY_FIELD: {"direction": "up", "sensitivity": "high"}},
+    });
+    let reply = put(server.addr, "/api/v1/healthchecks/web/settings", &body, &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let error = reply.json()["error"].clone();
+    assert_eq!(error["code"], "invalid-settings");
+    let details = error["details"].as_array().expect("details list").clone();
+    let message_of = |key: &str| {
+        let found = details.iter().find(|d| d["key"] == key);
+        found.map(|d| d["message"].to_string()).unwrap_or_default()
+    };
+    assert_eq!(details.len(), 4, "{error}");
+    assert!(
+        message_of("baselineWindow").contains("between 1h and 90d"),
+        "{error}"
+    );
+    assert!(message_of("notify").contains("true or false"), "{error}");
+    let direction = message_of(&format!("fieldOverrides.{LATENCY_FIELD}.direction"));
+    assert!(direction.contains("lower-is-better"), "{error}");
+    assert!(!direction.contains("unknown variant"), "{error}");
+    let sensitivity = message_of(&format!("fieldOverrides.{LATENCY_FIELD}.sensitivity"));
+    assert!(sensitivity.contains("greater than 0"), "{error}");
+
+    let after = server.get("/api/v1/healthchecks/web/settings").await.json();
+    assert_eq!(after, before);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_settings_get_404_and_wrong_methods_405() {
     let server = TestServer::start().await;
     let reply = server.get("/api/v1/healthchecks/nothing/settings").await;
@@ -356,9 +396,16 @@ async fn writes_need_the_token_and_the_same_origin() {
     .await;
     let body = json!({"notify": false});
     let path = assignment_path("shop", "web");
-    assert_eq!(put(server.addr, &path, &body, &[]).await.status, 401);
+    let missing = put(server.addr, &path, &body, &[]).await;
+    assert_eq!(missing.status, 401);
+    let message = missing.json()["error"]["message"].to_string();
+    assert!(message.contains("no Authorization header"), "{message}");
     let wrong = [("authorization", "Bearer letmeout")];
-    assert_eq!(put(server.addr, &path, &body, &wrong).await.status, 401);
+    let mismatch = put(server.addr, &path, &body, &wrong).await;
+    assert_eq!(mismatch.status, 401);
+    let message = mismatch.json()["error"]["message"].to_string();
+    assert!(message.contains("does not match"), "{message}");
+    assert!(!message.contains("letmeout"), "{message}");
     let results = server
         .post("/api/v1/results", &latency("shop", 0, 100.0))
         .await;

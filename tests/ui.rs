@@ -204,6 +204,11 @@ async fn seed(server: &TestServer) {
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
+    // Out of range, so stored as invalid: the chart must leave it out of its scale.
+    let reply = server
+        .post("/api/v1/results", &latency("shop", 33, 1e200))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let managed: Vec<String> = (0..5)
         .map(|i| {
             format!(
@@ -291,6 +296,22 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
         .expect("open field");
     wait_for(&driver, "svg.chart rect.band").await;
     wait_for(&driver, "svg.chart rect.episode").await;
+    let dots = within(driver.find_all(By::Css("svg.chart circle.dot")))
+        .await
+        .expect("chart dots");
+    assert_eq!(
+        dots.len(),
+        27,
+        "24 baseline samples and 3 spikes, not the invalid one"
+    );
+    let top = within(driver.find(By::Css("svg.chart text.tick")))
+        .await
+        .expect("a y-axis label");
+    let label = within(top.text()).await.expect("label text");
+    assert!(
+        !label.contains('e'),
+        "the y axis spans valid samples only: {label}"
+    );
     wait_text(
         &driver,
         "#rule-summary",

@@ -265,6 +265,25 @@ pub enum InvalidReason {
     OutOfRange,
 }
 
+impl InvalidReason {
+    /// Describes the reason for a client, with what to send instead.
+    pub fn message(self) -> String {
+        match self {
+            InvalidReason::NotFinite => "the value is NaN or infinite; send a finite number".into(),
+            InvalidReason::Null => "the value is null, so there is nothing to evaluate".into(),
+            InvalidReason::NotANumber => {
+                "the field is numeric but the value is a string or boolean; send a number".into()
+            }
+            InvalidReason::NotAString => {
+                "the field is a string field but the value is a number; send a string".into()
+            }
+            InvalidReason::OutOfRange => {
+                format!("the number is larger in magnitude than {MAX_SAMPLE_MAGNITUDE:e}")
+            }
+        }
+    }
+}
+
 /// Suppression of a confirmed anomaly by an operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -149,9 +149,13 @@ fn is_ignored_name(name: &str) -> bool {
 }
 
 fn read_file(root: &Path, relative: PathBuf, limits: &Limits) -> FileScan {
-    let text = match read_text(root, &relative, limits) {
-        Ok(text) => text,
+    let bytes = match read_bytes(root, &relative, limits) {
+        Ok(bytes) => bytes,
         Err(message) => return failed(relative, Position::default(), message),
+    };
+    let text = match decode_utf8(bytes) {
+        Ok(text) => text,
+        Err((at, message)) => return failed(relative, at, message),
     };
     match parse_documents(&text, limits) {
         Ok(documents) => FileScan::Parsed {
@@ -162,7 +166,7 @@ fn read_file(root: &Path, relative: PathBuf, limits: &Limits) -> FileScan {
     }
 }
 
-fn read_text(root: &Path, relative: &Path, limits: &Limits) -> Result<String, String> {
+fn read_bytes(root: &Path, relative: &Path, limits: &Limits) -> Result<Vec<u8>, String> {
     let path = root.join(relative);
     let real = path
         .canonicalize()
@@ -185,11 +189,25 @@ fn read_text(root: &Path, relative: &Path, limits: &Limits) -> Result<String, St
             limits.file_bytes
         ));
     }
+    Ok(bytes)
+}
+
+/// Decodes the file as UTF-8. A failure is placed at the first invalid byte, with the column
+/// counted in characters like the YAML parser's positions.
+fn decode_utf8(bytes: Vec<u8>) -> Result<String, (Position, String)> {
     String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "file is not valid UTF-8 (first invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
+        let offset = e.utf8_error().valid_up_to();
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]);
+        let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+        let at = Position {
+            line: u32::try_from(valid.matches('\n').count() + 1).unwrap_or(u32::MAX),
+            column: u32::try_from(valid[line_start..].chars().count() + 1).unwrap_or(u32::MAX),
+        };
+        let message = format!(
+            "file is not valid UTF-8: byte offset {offset} starts an invalid sequence; save the \
+             file as UTF-8"
+        );
+        (at, message)
     })
 }
 

@@ -73,15 +73,14 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     /// Formats as `file:line:col: severity: path: message`, the form editors and CI understand.
+    /// A problem without a position (line 0), such as an unreadable file, leaves out
+    /// `:line:col`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: ",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.severity
-        )?;
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": {}: ", self.severity)?;
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }

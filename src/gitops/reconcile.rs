@@ -353,17 +353,30 @@ fn log_rescan(report: &RescanReport, changes: &Changes<'_>) {
     if changes.status.is_none() {
         return;
     }
-    for problem in report
-        .problems
-        .iter()
-        .filter(|p| p.severity == super::Severity::Error)
-    {
+    let rejected = report.documents.iter();
+    for row in rejected.filter(|d| d.state == super::DocumentState::Error) {
+        log_rejected(row);
+    }
+}
+
+/// Logs each error of a rejected document or file, saying whether an earlier definition from
+/// it stays in effect.
+fn log_rejected(row: &DocumentStatus) {
+    let outcome = if row.kept_previous {
+        "its last good state is kept"
+    } else {
+        "nothing from it is in effect until it is fixed"
+    };
+    let errors = row.messages.iter();
+    for message in errors.filter(|m| m.severity == super::Severity::Error) {
         tracing::warn!(
-            file = %problem.file.display(),
-            line = problem.line,
-            column = problem.column,
-            error = %problem.message,
-            "config document rejected; its last good state is kept"
+            file = %row.file.display(),
+            document = row.document,
+            line = message.line,
+            column = message.column,
+            path = %message.path,
+            error = %message.message,
+            "config document rejected; {outcome}"
         );
     }
 }

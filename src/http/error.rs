@@ -31,8 +31,9 @@ pub enum ApiError {
         allow: &'static str,
     },
     Conflict(String),
-    /// A write without the configured bearer token.
-    Unauthorized,
+    /// A write without the configured bearer token, or with another one. The message says
+    /// which and never contains the token sent.
+    Unauthorized(String),
     /// A write from another site.
     Forbidden(String),
     Unavailable(String),
@@ -87,10 +88,10 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
-            Self::Unauthorized => (
+            Self::Unauthorized(message) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "this write needs the API token: send Authorization: Bearer <token>".into(),
+                message,
                 Vec::new(),
             ),
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message, Vec::new()),
@@ -132,7 +133,9 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         let message = e.to_string();
         match e {
-            IngestError::Syntax(_) => Self::bad_request("malformed-json", message),
+            IngestError::Syntax(_) | IngestError::LineSyntax { .. } => {
+                Self::bad_request("malformed-json", message)
+            }
             IngestError::NotResults => Self::bad_request("invalid-results", message),
             IngestError::TooManyResults { .. } => Self::bad_request("too-many-results", message),
             IngestError::Invalid { problems, .. } => Self::BadRequest {

@@ -21,17 +21,38 @@ pub fn check_write<B>(req: &http::Request<B>, token: Option<&Secret>) -> Result<
     let Some(token) = token else {
         return check_loopback_host(req);
     };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(presented.trim().as_bytes(), token.expose().as_bytes()) {
+    let presented = bearer_token(req)?;
+    if constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized)
+        Err(ApiError::Unauthorized(
+            "the bearer token in the Authorization header does not match the API token; send \
+             the token from --token-file or ANOMALYD_TOKEN of this server"
+                .into(),
+        ))
     }
+}
+
+/// Returns the token of the `Authorization: Bearer` header, trimmed. A missing header, or one
+/// of another scheme, is rejected with a message that says so.
+fn bearer_token<B>(req: &http::Request<B>) -> Result<&str, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthorized(
+            "this write needs the API token, and the request has no Authorization header: send \
+             Authorization: Bearer <token>"
+                .into(),
+        ));
+    };
+    let scheme_error = || {
+        ApiError::Unauthorized(
+            "the Authorization header does not use the Bearer scheme: send \
+             Authorization: Bearer <token>"
+                .into(),
+        )
+    };
+    let text = value.to_str().map_err(|_| scheme_error())?;
+    let token = text.strip_prefix("Bearer ").ok_or_else(scheme_error)?;
+    Ok(token.trim())
 }
 
 /// Rejects a write that a browser sent from another site.
@@ -130,10 +151,36 @@ mod tests {
         for bad in ["Bearer s3cre", "Bearer s3cret2", "s3cret", ""] {
             let req = write(&[("authorization", bad)]);
             assert!(
-                matches!(check_write(&req, Some(&token)), Err(ApiError::Unauthorized)),
+                matches!(
+                    check_write(&req, Some(&token)),
+                    Err(ApiError::Unauthorized(_))
+                ),
                 "{bad}"
             );
         }
+    }
+
+    fn unauthorized_message(headers: &[(&str, &str)]) -> String {
+        let token = Secret::new("s3cret");
+        match check_write(&write(headers), Some(&token)) {
+            Err(ApiError::Unauthorized(message)) => message,
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_errors_say_which_problem() {
+        let missing = unauthorized_message(&[]);
+        assert!(missing.contains("no Authorization header"), "{missing}");
+        let scheme = unauthorized_message(&[("authorization", "Basic czNjcmV0")]);
+        assert!(
+            scheme.contains("does not use the Bearer scheme"),
+            "{scheme}"
+        );
+        assert!(!scheme.contains("czNjcmV0"), "{scheme}");
+        let wrong = unauthorized_message(&[("authorization", "Bearer guessed-token")]);
+        assert!(wrong.contains("does not match"), "{wrong}");
+        assert!(!wrong.contains("guessed-token"), "{wrong}");
     }
 
     #[test]

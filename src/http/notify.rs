@@ -83,7 +83,7 @@ pub async fn deliveries(
     let filter = DeliveryFilter {
         state: delivery_state(&q)?,
         notifier: q.text("notifier"),
-        limit: limit(&q)?,
+        limit: q.count("limit", DEFAULT_LIMIT, MAX_LIMIT)?,
     };
     let store = state.store.clone();
     let rows = blocking(move || Ok(notify::list(store.database(), &filter)?)).await?;
@@ -105,18 +105,9 @@ fn delivery_state(q: &Query) -> Result<Option<DeliveryState>, ApiError> {
         Some("failed") => Ok(Some(DeliveryState::Failed)),
         Some(other) => Err(ApiError::bad_request(
             "invalid-parameter",
-            format!("query parameter state={other:?} must be pending, delivered or failed"),
+            format!("invalid query parameter state={other:?}: use pending, delivered or failed"),
         )),
     }
-}
-
-fn limit(q: &Query) -> Result<usize, ApiError> {
-    let limit = q.parsed::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        let message = format!("query parameter limit={limit} must be between 1 and {MAX_LIMIT}");
-        return Err(ApiError::bad_request("invalid-parameter", message));
-    }
-    Ok(limit)
 }
 
 /// A mute as the API shows it.

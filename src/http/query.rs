@@ -1,7 +1,6 @@
 //! Query-string parsing for the read API.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use super::error::ApiError;
 use crate::engine::Timestamp;
@@ -31,22 +30,26 @@ impl Query {
         self.text(name).ok_or_else(|| {
             ApiError::bad_request(
                 "missing-parameter",
-                format!("query parameter {name} is required"),
+                format!("missing query parameter {name}: add {name}=<value> to the query"),
             )
         })
     }
 
-    /// Parses a parameter with `FromStr`, naming it and the value when that fails.
-    pub fn parsed<T: FromStr>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    /// Parses a whole number from 1 to `max`, or returns `default` when the parameter is
+    /// absent. The error names the parameter, the value and the range.
+    pub fn count(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
         let Some(text) = self.text(name) else {
-            return Ok(None);
+            return Ok(default);
         };
-        text.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(
+        match text.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
                 "invalid-parameter",
-                format!("query parameter {name}={text:?} is not valid"),
-            )
-        })
+                format!(
+                    "invalid query parameter {name}={text:?}: use a whole number from 1 to {max}"
+                ),
+            )),
+        }
     }
 
     /// Parses an RFC 3339 time with a zone.
@@ -57,16 +60,21 @@ impl Query {
         let ts: jiff::Timestamp = text.parse().map_err(|e| {
             ApiError::bad_request(
                 "invalid-parameter",
-                format!("query parameter {name}={text:?} is not an RFC 3339 time with a zone: {e}"),
+                format!(
+                    "invalid query parameter {name}={text:?}: use an RFC 3339 time with a zone \
+                     such as 2026-01-31T08:00:00Z ({e})"
+                ),
             )
         })?;
         Ok(Some(Timestamp::from_millis(ts.as_millisecond())))
     }
 
-    /// Parses a kebab-case enum value the way the API writes it.
+    /// Parses a kebab-case enum value the way the API writes it. `allowed` lists the names
+    /// the type accepts, for the error message.
     pub fn enumerated<T: serde::de::DeserializeOwned>(
         &self,
         name: &str,
+        allowed: &[&str],
     ) -> Result<Option<T>, ApiError> {
         let Some(text) = self.text(name) else {
             return Ok(None);
@@ -76,7 +84,10 @@ impl Query {
             .map_err(|_| {
                 ApiError::bad_request(
                     "invalid-parameter",
-                    format!("query parameter {name}={text:?} is not a known value"),
+                    format!(
+                        "invalid query parameter {name}={text:?}: use one of {}",
+                        allowed.join(", ")
+                    ),
                 )
             })
     }
@@ -119,5 +130,24 @@ mod tests {
         assert_eq!(q.text("bad").as_deref(), Some("%zz"));
         assert_eq!(q.text("end").as_deref(), Some("%4"));
         assert_eq!(q.text("missing"), None);
+    }
+
+    fn message(error: ApiError) -> String {
+        match error {
+            ApiError::BadRequest { message, .. } => message,
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn count_names_the_range() {
+        let q = Query::parse(Some("limit=abc&zero=0&big=1001&ok=7"));
+        let abc = message(q.count("limit", 50, 1000).expect_err("abc"));
+        assert!(abc.contains("use a whole number from 1 to 1000"), "{abc}");
+        assert!(abc.contains("\"abc\""), "{abc}");
+        assert!(q.count("zero", 50, 1000).is_err());
+        assert!(q.count("big", 50, 1000).is_err());
+        assert_eq!(q.count("ok", 50, 1000).expect("7"), 7);
+        assert_eq!(q.count("absent", 50, 1000).expect("default"), 50);
     }
 }

@@ -16,6 +16,10 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_SAMPLES: usize = 10_000;
 const MAX_SAMPLES: usize = 100_000;
+/// Values of the `state` parameter, as `engine::State` serializes them.
+const STATE_NAMES: &[&str] = &["suspicious", "anomaly", "recovered"];
+/// Values of the `kind` parameter, as `engine::Kind` serializes them.
+const KIND_NAMES: &[&str] = &["spike", "drift"];
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,7 +45,9 @@ fn suppression(q: &Query) -> Result<SuppressionFilter, ApiError> {
         Some("all") => Ok(SuppressionFilter::All),
         Some(other) => Err(ApiError::bad_request(
             "invalid-parameter",
-            format!("query parameter suppression={other:?} must be active, suppressed or all"),
+            format!(
+                "invalid query parameter suppression={other:?}: use one of active, suppressed, all"
+            ),
         )),
     }
 }
@@ -56,18 +62,12 @@ fn cursor(q: &Query) -> Result<Option<(i64, u64)>, ApiError> {
     parsed.map(Some).ok_or_else(|| {
         ApiError::bad_request(
             "invalid-parameter",
-            format!("cursor {text:?} is not one this API returned"),
+            format!(
+                "invalid query parameter cursor={text:?}: pass the nextCursor of the previous \
+                 page unchanged, or leave cursor out for the first page"
+            ),
         )
     })
-}
-
-fn limit(q: &Query, default: usize, max: usize) -> Result<usize, ApiError> {
-    let limit = q.parsed::<usize>("limit")?.unwrap_or(default);
-    if limit == 0 || limit > max {
-        let message = format!("query parameter limit={limit} must be between 1 and {max}");
-        return Err(ApiError::bad_request("invalid-parameter", message));
-    }
-    Ok(limit)
 }
 
 pub async fn anomalies(
@@ -77,10 +77,10 @@ pub async fn anomalies(
     let q = Query::parse(req.uri().query());
     let query = AnomalyQuery {
         series: series_filter(&q),
-        state: q.enumerated("state")?,
-        kind: q.enumerated("kind")?,
+        state: q.enumerated("state", STATE_NAMES)?,
+        kind: q.enumerated("kind", KIND_NAMES)?,
         suppression: suppression(&q)?,
-        limit: limit(&q, DEFAULT_LIMIT, MAX_LIMIT)?,
+        limit: q.count("limit", DEFAULT_LIMIT, MAX_LIMIT)?,
         before: cursor(&q)?,
     };
     let store = state.store.clone();
@@ -155,7 +155,8 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
     };
     let from = q.time("from")?.unwrap_or(Timestamp::from_millis(i64::MIN));
     let to = q.time("to")?.unwrap_or(Timestamp::from_millis(i64::MAX));
-    let limit = limit(&q, DEFAULT_SAMPLES, MAX_SAMPLES)?;
+    let limit = q.count("limit", DEFAULT_SAMPLES, MAX_SAMPLES)?;
+    let key_text = format!("{}/{}/{}", key.system, key.healthcheck, key.field_path);
     let store = state.store.clone();
     let samples = blocking(move || {
         let Some(id) = read::series_id(store.database(), &key)? else {
@@ -164,10 +165,32 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
         Ok(Some(read::samples(store.database(), id, from, to, limit)?))
     })
     .await?;
-    let samples = samples.ok_or_else(|| ApiError::NotFound("no such series".into()))?;
+    let samples = samples.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "series {key_text} not found: list the stored series with GET /api/v1/series"
+        ))
+    })?;
     let views: Vec<SampleView> = samples.iter().map(SampleView::from).collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "samples": views }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Kind, State};
+
+    #[test]
+    fn listed_names_parse() {
+        for name in STATE_NAMES {
+            let parsed: Result<State, _> = serde_json::from_value(serde_json::json!(name));
+            assert!(parsed.is_ok(), "{name}");
+        }
+        for name in KIND_NAMES {
+            let parsed: Result<Kind, _> = serde_json::from_value(serde_json::json!(name));
+            assert!(parsed.is_ok(), "{name}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ use http::{StatusCode, header};
 use hyper::body::Incoming;
 
 use super::{AppState, Response, blocking, json_response, read_body};
+use crate::clock::{Clock, SystemClock};
 use crate::http::ApiError;
 use crate::ingest::{self, Framing, MAX_BODY_BYTES};
 
@@ -17,6 +18,7 @@ pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Resp
     }
     let body = read_body(req.into_body(), MAX_BODY_BYTES, state).await?;
     let results = blocking(move || Ok(ingest::parse(&body, framing)?)).await?;
+    ingest::check_not_ahead(&results, SystemClock.now())?;
     let counts = state.writer.ingest(results).await?;
     Ok(json_response(StatusCode::OK, &counts))
 }

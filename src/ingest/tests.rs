@@ -114,7 +114,35 @@ fn rejects_malformed_json_and_non_objects() {
         IngestError::NotResults
     );
     let err = parse(b"{}\nnot json\n", Framing::Ndjson).unwrap_err();
-    assert!(err.to_string().contains("line 2"), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("line 2, column 2 of the NDJSON body"),
+        "{message}"
+    );
+    assert!(!message.contains("at line 1"), "{message}");
+}
+
+#[test]
+fn invalid_count_agrees_in_number() {
+    let bad = r#"{"system":"a"}"#;
+    let cases = [
+        (
+            format!("[{bad}]"),
+            "1 of 1 result is invalid; nothing was stored",
+        ),
+        (
+            format!("[{bad},{GOOD}]"),
+            "1 of 2 results is invalid; nothing was stored",
+        ),
+        (
+            format!("[{bad},{bad}]"),
+            "2 of 2 results are invalid; nothing was stored",
+        ),
+    ];
+    for (body, expected) in cases {
+        let err = parse(body.as_bytes(), Framing::Json).unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
 }
 
 #[test]

@@ -40,6 +40,11 @@ pub enum StoreError {
         source: redb::DatabaseError,
     },
     #[error(
+        "data folder {dir} is in use by another anomalyd process, which holds the lock on \
+         {path}; stop that process first, or give this one its own folder with --data-dir"
+    )]
+    InUse { dir: PathBuf, path: PathBuf },
+    #[error(
         "data file {path} has schema version {found}, newer than version {supported} this \
          binary understands; run a newer anomalyd or restore a backup"
     )]
@@ -73,6 +78,24 @@ pub(crate) fn db<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Database(e.into())
 }
 
+/// Names the folder and file when another process holds the lock. redb reports that as
+/// `DatabaseAlreadyOpen`, or as `LockProtocolMismatch` when the other process runs another redb
+/// version.
+fn open_error(dir: &Path, path: &Path, source: redb::DatabaseError) -> StoreError {
+    match source {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+            StoreError::InUse {
+                dir: dir.to_path_buf(),
+                path: path.to_path_buf(),
+            }
+        }
+        source => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
 /// The open data file.
 #[derive(Debug)]
 pub struct Store {
@@ -92,10 +115,7 @@ impl Store {
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| open_error(dir, &path, source))?;
         let store = Self { db, path };
         store.prepare()?;
         tracing::info!(path = %store.path.display(), version = SCHEMA_VERSION, "data file open");
@@ -113,7 +133,7 @@ impl Store {
 
     /// Closes the file, reporting errors that dropping would swallow.
     pub fn close(self) -> Result<()> {
-        self.db.close().map_err(|source| StoreError::Open {
+        self.db.close().map_err(|source| StoreError::Close {
             path: self.path,
             source,
         })

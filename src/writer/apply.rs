@@ -19,7 +19,7 @@ use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
 use crate::views::{AnomalyView, BaselineView};
 
 use super::history::StoreHistory;
-use super::{Done, IngestCounts, Work, WriteError, Writer};
+use super::{Done, IngestCounts, InvalidSample, MAX_INVALID_LISTED, Work, WriteError, Writer};
 
 /// Maximum number of anomaly rows one retention pass looks at.
 const ANOMALY_SCAN_LIMIT: usize = 10_000;
@@ -128,11 +128,20 @@ impl Writer {
             results: results.len() as u64,
             ..Default::default()
         };
-        for result in results {
+        for (index, result) in results.iter().enumerate() {
             let updates = self
                 .detector
                 .process(result, config, &mut || w.next_anomaly_id());
             for update in updates {
+                if let SampleStatus::Invalid(reason) = update.status
+                    && counts.invalid.len() < MAX_INVALID_LISTED
+                {
+                    counts.invalid.push(InvalidSample {
+                        index,
+                        field: update.key.field_path.clone(),
+                        reason: reason.message(),
+                    });
+                }
                 self.store_update(w, group, update, config, &mut counts)?;
             }
         }

@@ -34,14 +34,30 @@ const GROUP_RESULTS: usize = 20_000;
 /// The configuration the writer reads before each transaction.
 pub type ConfigFeed = watch::Receiver<Arc<ConfigSnapshot>>;
 
+/// Most invalid samples one reply lists; `invalid_samples` still counts all of them.
+pub const MAX_INVALID_LISTED: usize = 100;
+
 /// Counts of one accepted request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngestCounts {
     pub results: u64,
     pub field_evaluations: u64,
     pub invalid_samples: u64,
     pub state_changes: u64,
+    /// The first [`MAX_INVALID_LISTED`] invalid samples, with their reasons.
+    pub invalid: Vec<InvalidSample>,
+}
+
+/// A stored sample that is only counted, because its value cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidSample {
+    /// Position of the result in the request body (array index or NDJSON line, from 0).
+    pub index: usize,
+    /// Field path, `collectors.<collector id>.<field>`.
+    pub field: String,
+    pub reason: String,
 }
 
 /// Reason a job did not commit.
