@@ -42,6 +42,17 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
     Ok(builder(timeout).build()?)
 }
 
+/// Joins an error and its sources, so that the cause (for example "connection refused") shows.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

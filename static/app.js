@@ -698,15 +698,25 @@ function deliveriesTable(deliveries) {
   const list = deliveries.deliveries || [];
   if (!list.length) return h("p", { class: "empty" }, "No deliveries yet.");
   const rows = list.map((d) =>
-    h("tr", {},
+    h("tr", { "data-delivery": d.id },
       h("td", {}, d.notifier),
       h("td", {}, `#${d.anomalyId}`),
+      h("td", { class: "transition" }, d.transition || h("span", { class: "muted" }, "—")),
       h("td", {}, badge(d.state)),
       h("td", { class: "num" }, d.attempts),
       h("td", {}, when(d.createdAt)),
-      h("td", {}, d.lastError || "")),
+      h("td", {}, deliveryError(d))),
   );
-  return h("table", {}, h("thead", {}, h("tr", {}, ["Notifier", "Anomaly", "State", "Attempts", "Created", "Last error"].map((t) => h("th", {}, t)))), h("tbody", {}, rows));
+  const headings = ["Notifier", "Anomaly", "Transition", "State", "Attempts", "Created", "Last error"];
+  return h("table", { class: "deliveries" }, h("thead", {}, h("tr", {}, headings.map((t) => h("th", {}, t)))), h("tbody", {}, rows));
+}
+
+// A delivered row's earlier error explains its retries. It is shown muted, so it does not read
+// as a current problem.
+function deliveryError(d) {
+  if (d.lastError) return d.lastError;
+  if (d.errorBeforeDelivery) return h("span", { class: "muted" }, `before delivery: ${d.errorBeforeDelivery}`);
+  return "";
 }
 
 // ---- live updates ----

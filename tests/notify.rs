@@ -24,9 +24,13 @@ use support::{LATENCY_FIELD, TestServer, latency, within};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+/// Body of the receiver's error responses, on two lines so the excerpt must join them.
+const ERROR_BODY: &str = "disk full\nretry later";
+
 /// One request the receiver got.
 #[derive(Debug)]
 struct Received {
+    arrived: Instant,
     idempotency_key: String,
     authorization: Option<String>,
     body: Json,
@@ -37,6 +41,8 @@ struct Received {
 struct Receiver {
     addr: SocketAddr,
     statuses: Arc<Mutex<VecDeque<u16>>>,
+    /// Statuses for one transition (such as `confirmed`), used before `statuses`.
+    transition_statuses: Arc<Mutex<BTreeMap<String, VecDeque<u16>>>>,
     requests: mpsc::UnboundedReceiver<Received>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -50,29 +56,47 @@ impl Receiver {
     fn serve(listener: TcpListener, delay: Duration) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let statuses = Arc::new(Mutex::new(VecDeque::new()));
+        let transition_statuses = Arc::new(Mutex::new(BTreeMap::new()));
         let (sender, requests) = mpsc::unbounded_channel();
         let queued = statuses.clone();
+        let per_transition = transition_statuses.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let (queued, sender) = (queued.clone(), sender.clone());
+                let per_transition = per_transition.clone();
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let (queued, sender) = (queued.clone(), sender.clone());
+                    let per_transition = per_transition.clone();
                     async move {
                         let key = header(&req, "idempotency-key").unwrap_or_default();
                         let authorization = header(&req, "authorization");
                         let body = req.into_body().collect().await.expect("body").to_bytes();
-                        let body = serde_json::from_slice(&body).expect("JSON body");
+                        let body: Json = serde_json::from_slice(&body).expect("JSON body");
+                        let transition = body["transition"].as_str().unwrap_or_default();
+                        let for_transition = per_transition
+                            .lock()
+                            .expect("lock")
+                            .get_mut(transition)
+                            .and_then(VecDeque::pop_front);
                         let _ = sender.send(Received {
+                            arrived: Instant::now(),
                             idempotency_key: key,
                             authorization,
                             body,
                         });
                         tokio::time::sleep(delay).await;
-                        let status = queued.lock().expect("lock").pop_front().unwrap_or(200);
-                        let mut response = http::Response::new(Full::new(Bytes::new()));
+                        let status = for_transition
+                            .or_else(|| queued.lock().expect("lock").pop_front())
+                            .unwrap_or(200);
+                        let body = if status >= 400 {
+                            Bytes::from_static(ERROR_BODY.as_bytes())
+                        } else {
+                            Bytes::new()
+                        };
+                        let mut response = http::Response::new(Full::new(body));
                         *response.status_mut() =
                             http::StatusCode::from_u16(status).expect("status");
                         Ok::<_, Infallible>(response)
@@ -84,6 +108,7 @@ impl Receiver {
         Self {
             addr,
             statuses,
+            transition_statuses,
             requests,
             task,
         }
@@ -290,6 +315,17 @@ async fn confirmed_and_recovered_deliver_once_each() {
     assert_eq!(recovered.body["importance"], "info");
     assert_eq!(recovered.body["state"], "recovered");
     assert!(recovered.body["recoveredAt"].is_string());
+    // The recovering value (104, the baseline mean) is described, not the 1000 ms spike.
+    assert_eq!(recovered.body["observedValue"], "104");
+    let deviation = recovered.body["deviation"].as_f64().expect("deviation");
+    assert!(deviation < 1.0, "recovering value is {deviation}σ away");
+    let anomaly_deviation = recovered.body["anomalyDeviation"].as_f64();
+    let anomaly_deviation = anomaly_deviation.expect("anomaly deviation");
+    assert!(anomaly_deviation > 100.0, "{anomaly_deviation}");
+    assert_eq!(recovered.body["selfResolved"], false);
+    let summary = recovered.body["summary"].as_str().expect("summary");
+    assert!(summary.contains("104 is back within the band"), "{summary}");
+    assert!(!summary.contains("above"), "{summary}");
     assert_eq!(
         recovered.idempotency_key,
         format!("anomalyd-{id}-recovered")
@@ -301,10 +337,85 @@ async fn confirmed_and_recovered_deliver_once_each() {
         assert_eq!(row["attempts"], 1);
         assert_eq!(row["notifier"], "ops");
     }
+    // Newest first.
+    assert_eq!(delivered[0]["transition"], "recovered");
+    assert_eq!(delivered[1]["transition"], "confirmed");
     assert!(
         receiver.requests.try_recv().is_err(),
         "a notification was sent twice"
     );
+    server.stop().await;
+    receiver.stop();
+}
+
+/// Posts one body whose results confirm a spike (window 3) and then recover it, after a
+/// baseline learnt in an earlier request.
+async fn confirm_and_recover_in_one_request(server: &TestServer) {
+    let baseline: Vec<String> = (0..24)
+        .map(|i| latency("shop", i, 100.0 + f64::from(i % 5) * 2.0))
+        .collect();
+    post(server, &baseline.join("\n")).await;
+    let mut results: Vec<String> = (30..33).map(|m| latency("shop", m, 1000.0)).collect();
+    results.push(latency("shop", 33, 101.0));
+    post(server, &results.join("\n")).await;
+}
+
+/// Returns the transitions of the next `count` requests, in the order they arrived.
+async fn arrival_order(receiver: &mut Receiver, count: usize) -> Vec<String> {
+    let mut order = Vec::new();
+    for _ in 0..count {
+        let received = receiver.next().await;
+        let transition = received.body["transition"].as_str().unwrap_or_default();
+        order.push(transition.to_owned());
+    }
+    order
+}
+
+#[tokio::test]
+async fn one_anomaly_delivers_in_order() {
+    // The receiver responds to each request after this delay. A recovered row sent before the
+    // confirmed one got its response would arrive well within it.
+    let answer_delay = Duration::from_millis(300);
+    let mut receiver = Receiver::start(answer_delay).await;
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_and_recover_in_one_request(&server).await;
+    let first = receiver.next().await;
+    let second = receiver.next().await;
+    assert_eq!(first.body["transition"], "confirmed");
+    assert_eq!(second.body["transition"], "recovered");
+    let gap = second.arrived.duration_since(first.arrived);
+    assert!(
+        gap >= answer_delay,
+        "recovered sent {gap:?} after confirmed"
+    );
+    let delivered = wait_delivered(&server, 2).await;
+    assert_eq!(delivered.len(), 2);
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn recovered_waits_for_confirmed_retry() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver
+        .transition_statuses
+        .lock()
+        .expect("lock")
+        .insert("confirmed".to_owned(), VecDeque::from([500]));
+    let config = config_with(vec![notifier("ops", &receiver.url(), NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_and_recover_in_one_request(&server).await;
+    let order = arrival_order(&mut receiver, 3).await;
+    assert_eq!(order, ["confirmed", "confirmed", "recovered"]);
+    let delivered = wait_delivered(&server, 2).await;
+    let attempts: Vec<&Json> = delivered.iter().map(|row| &row["attempts"]).collect();
+    // Newest first: the recovered row, then the confirmed row that needed a retry.
+    assert_eq!(attempts, [1, 2]);
     server.stop().await;
     receiver.stop();
 }
@@ -325,9 +436,10 @@ async fn receiver_errors_are_retried() {
     let delivered = wait_delivered(&server, 1).await;
     assert_eq!(delivered[0]["attempts"], 3);
     assert_eq!(delivered[0]["state"], "delivered");
+    assert_eq!(delivered[0]["lastError"], Json::Null);
     assert_eq!(
-        delivered[0]["lastError"],
-        "receiver responded with HTTP 500"
+        delivered[0]["errorBeforeDelivery"],
+        "receiver responded with HTTP 500: disk full retry later"
     );
     assert!(keys.iter().all(|k| *k == keys[0]), "keys differ: {keys:?}");
     assert!(receiver.requests.try_recv().is_err(), "sent after delivery");
@@ -337,6 +449,100 @@ async fn receiver_errors_are_retried() {
         metrics.contains("anomalyd_delivery_failures_total 2\n"),
         "{metrics}"
     );
+    server.stop().await;
+    receiver.stop();
+}
+
+/// Log output captured from the test's thread, where the delivery worker task runs.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+/// Polls the deliveries API until a pending row has a `lastError`, and returns that row.
+async fn wait_failed_attempt(server: &TestServer) -> Json {
+    within(async {
+        loop {
+            let rows = deliveries(server, "?state=pending").await;
+            if let Some(row) = rows.into_iter().find(|row| row["lastError"].is_string()) {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn refused_connection_error_names_cause() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    // Nothing listens on a port freed just now, unless another process took it meanwhile.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("local addr");
+    drop(closed);
+    let url = format!("http://{addr}/hook/url-secret-token");
+    let config = config_with(vec![notifier("ops", &url, NotifierFormat::Json)]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let row = wait_failed_attempt(&server).await;
+    let error = row["lastError"].as_str().expect("last error");
+    assert!(error.to_lowercase().contains("refused"), "{error}");
+    assert!(!error.contains("url-secret-token"), "{error}");
+    assert_eq!(row["errorBeforeDelivery"], Json::Null);
+    let anomaly_id = row["anomalyId"].as_u64().expect("anomaly id");
+    server.stop().await;
+
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("notification delivery failed"))
+        .expect("a log line for the failed attempt");
+    assert!(line.contains("notifier=\"ops\""), "{line}");
+    assert!(line.contains(&format!("anomaly_id={anomaly_id}")), "{line}");
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(
+        !text.contains("url-secret-token"),
+        "the log contains the URL"
+    );
+    assert!(!text.contains("test-token"), "the log contains a header");
+}
+
+#[tokio::test]
+async fn slow_receiver_error_says_timed_out() {
+    let receiver = Receiver::start(Duration::from_secs(5)).await;
+    let mut slow = notifier("slow", &receiver.url(), NotifierFormat::Json);
+    slow.timeout_secs = 1;
+    let config = config_with(vec![slow]);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path().to_path_buf(), &config).await;
+
+    confirm_spike(&server, "shop").await;
+    let row = wait_failed_attempt(&server).await;
+    let error = row["lastError"].as_str().expect("last error");
+    assert!(error.contains("timed out"), "{error}");
     server.stop().await;
     receiver.stop();
 }
@@ -620,7 +826,11 @@ async fn gives_up_after_max_age() {
     })
     .await;
     assert!(failed["attempts"].as_u64() >= Some(2), "{failed}");
-    assert_eq!(failed["lastError"], "receiver responded with HTTP 503");
+    assert_eq!(
+        failed["lastError"],
+        "receiver responded with HTTP 503: disk full retry later"
+    );
+    assert_eq!(failed["errorBeforeDelivery"], Json::Null);
     assert_eq!(failed["nextAttemptAt"], Json::Null);
     assert!(failed["finishedAt"].is_string());
     assert!(deliveries(&server, "?state=pending").await.is_empty());

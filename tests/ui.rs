@@ -44,6 +44,38 @@ spec:
     - ref: { kind: Healthcheck, name: api }
 "#;
 
+/// A notifier whose URL is filled in with the address of `start_receiver`.
+const NOTIFIER_YAML: &str = r#"apiVersion: anomalyd.dev/v1
+kind: Notifier
+metadata:
+  name: hook
+spec:
+  url: "RECEIVER_URL"
+"#;
+
+/// Starts a webhook receiver on 127.0.0.1:0 that accepts every request with 200 OK. Returns
+/// its URL and the task to abort at the end.
+async fn start_receiver() -> (String, tokio::task::JoinHandle<()>) {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let addr = listener.local_addr().expect("receiver addr");
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(|_request: http::Request<hyper::body::Incoming>| async {
+                let empty = http_body_util::Full::new(bytes::Bytes::new());
+                Ok::<_, std::convert::Infallible>(http::Response::new(empty))
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    (format!("http://{addr}/hook"), task)
+}
+
 /// The chromedriver process this test started; killed on drop, by its own handle.
 struct Driver(Child);
 
@@ -209,6 +241,9 @@ async fn page_shows_learned_state_and_edits_settings() {
     let config_dir = temp.path().join("config");
     std::fs::create_dir_all(&config_dir).expect("config dir");
     std::fs::write(config_dir.join("billing.yaml"), MANAGED_YAML).expect("yaml");
+    let (receiver_url, receiver) = start_receiver().await;
+    let notifier = NOTIFIER_YAML.replace("RECEIVER_URL", &receiver_url);
+    std::fs::write(config_dir.join("hook.yaml"), notifier).expect("yaml");
     let server = TestServer::start_with(temp.path().join("data"), |options| {
         options.config_dir = Some(config_dir.clone());
         options.probes = false;
@@ -226,6 +261,7 @@ async fn page_shows_learned_state_and_edits_settings() {
     let _ = within(driver.quit()).await;
     outcome.expect("the walk-through passes");
     server.stop().await;
+    receiver.abort();
 }
 
 async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAddr) {
@@ -373,6 +409,13 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
         .await
         .expect("open config");
     wait_text(&driver, "td.mono", "billing.yaml").await;
+    // The confirmed spike of shop/web was delivered to the notifier, and the row names the
+    // transition, not only the anomaly.
+    let delivery = wait_text(&driver, "table.deliveries tr[data-delivery]", "delivered").await;
+    let transition = within(delivery.find(By::Css("td.transition")))
+        .await
+        .expect("transition cell");
+    assert_eq!(within(transition.text()).await.expect("text"), "confirmed");
     shoot(&driver, "config").await;
 
     // The dark palette, for review.

@@ -22,6 +22,9 @@ struct DeliveryView {
     id: u64,
     notifier: String,
     anomaly_id: u64,
+    /// `confirmed`, `recovered`, `drift-confirmed` or `drift-recovered`, read from the stored
+    /// payload; `None` when the payload does not decode.
+    transition: Option<String>,
     idempotency_key: String,
     state: DeliveryState,
     attempts: u32,
@@ -29,17 +32,26 @@ struct DeliveryView {
     next_attempt_at: Option<String>,
     last_attempt_at: Option<String>,
     finished_at: Option<String>,
+    /// Error of the latest failed attempt of a pending or failed row: the current problem.
     last_error: Option<String>,
+    /// Error of the last failed attempt before a delivered row succeeded, which explains its
+    /// retries. It is not a current problem.
+    error_before_delivery: Option<String>,
 }
 
 impl DeliveryView {
     fn new(id: u64, r: OutboxRecord) -> Self {
         let time = |ms: i64| rfc3339(crate::engine::Timestamp::from_millis(ms));
         let pending = r.state == DeliveryState::Pending;
+        let (last_error, error_before_delivery) = match r.state {
+            DeliveryState::Delivered => (None, r.last_error),
+            DeliveryState::Pending | DeliveryState::Failed => (r.last_error, None),
+        };
         Self {
             id,
             notifier: r.notifier,
             anomaly_id: r.anomaly_id,
+            transition: transition(&r.payload),
             idempotency_key: r.idempotency_key,
             state: r.state,
             attempts: r.attempts,
@@ -47,9 +59,20 @@ impl DeliveryView {
             next_attempt_at: pending.then(|| time(r.next_attempt_at_ms)),
             last_attempt_at: r.last_attempt_at_ms.map(time),
             finished_at: r.finished_at_ms.map(time),
-            last_error: r.last_error,
+            last_error,
+            error_before_delivery,
         }
     }
+}
+
+/// Reads the transition name from a stored notification payload.
+fn transition(payload: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Transition {
+        transition: String,
+    }
+    let decoded: Transition = serde_json::from_str(payload).ok()?;
+    Some(decoded.transition)
 }
 
 pub async fn deliveries(

@@ -1,6 +1,8 @@
 //! The durable outbox and the mutes: their redb tables, the changes the writer thread makes to
 //! them inside its transactions, and the read queries of the delivery worker and the API.
 
+use std::collections::HashSet;
+
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +213,24 @@ fn decode(id: u64, bytes: &[u8]) -> Result<OutboxRecord> {
     })
 }
 
+/// The first two fields of an encoded `OutboxRecord`, which the outbox scan reads for each
+/// pending row up to the last due one. postcard encodes fields in declaration order and ignores trailing bytes, so
+/// this decodes without copying the payload. It must list the same leading fields as
+/// `OutboxRecord`.
+#[derive(Deserialize)]
+struct OutboxGroup<'a> {
+    notifier: &'a str,
+    anomaly_id: u64,
+}
+
+fn decode_group(id: u64, bytes: &[u8]) -> Result<OutboxGroup<'_>> {
+    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
+        table: "outbox",
+        key: id,
+        source,
+    })
+}
+
 /// Pending rows that are due, and when the next one that is not falls due.
 #[derive(Debug, Default)]
 pub struct DueRows {
@@ -220,6 +240,11 @@ pub struct DueRows {
 
 /// Reads up to `limit` pending rows due at `now_ms`, oldest first, that `choose` accepts. The
 /// caller uses `choose` to leave out rows already being sent and to cap requests per notifier.
+///
+/// Rows of one anomaly for one notifier are delivered in outbox order. A row is left out while
+/// an earlier row of the same anomaly and notifier is pending, whether that row is due, waiting
+/// for a retry or being sent. So `recovered` is sent only after `confirmed` was delivered or
+/// given up.
 pub fn due(
     database: &redb::Database,
     now_ms: i64,
@@ -234,19 +259,41 @@ pub fn due(
         | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(found),
         (Err(e), _) | (_, Err(e)) => return Err(db(e)),
     };
+    let mut schedule = Vec::new();
     for entry in pending.iter().map_err(db)? {
         let (key, next) = entry.map_err(db)?;
-        let (id, next) = (key.value(), next.value());
-        if next > now_ms {
-            found.next_due_ms = Some(found.next_due_ms.map_or(next, |n| n.min(next)));
-            continue;
-        }
+        schedule.push((key.value(), next.value()));
+    }
+    // A row that waits behind an earlier one may make this wake earlier than needed, which
+    // costs one scan and nothing else.
+    found.next_due_ms = schedule
+        .iter()
+        .map(|&(_, next)| next)
+        .filter(|&next| next > now_ms)
+        .min();
+    let Some(last_due) = schedule
+        .iter()
+        .rev()
+        .find(|&&(_, next)| next <= now_ms)
+        .map(|&(id, _)| id)
+    else {
+        return Ok(found);
+    };
+
+    // (notifier, anomaly id) of every pending row seen so far, including rows that are not
+    // due, because a row waiting for its retry still delays later rows.
+    let mut waiting: HashSet<(String, u64)> = HashSet::new();
+    for &(id, next) in schedule.iter().take_while(|&&(id, _)| id <= last_due) {
         if found.rows.len() >= limit {
-            continue;
+            break;
         }
         let Some(bytes) = outbox.get(id).map_err(db)? else {
             continue;
         };
+        let group = decode_group(id, bytes.value())?;
+        if !waiting.insert((group.notifier.to_owned(), group.anomaly_id)) || next > now_ms {
+            continue;
+        }
         let record = decode(id, bytes.value())?;
         if choose(id, &record) {
             found.rows.push((id, record));
@@ -405,6 +452,56 @@ mod tests {
         assert!(early.rows.is_empty());
         assert_eq!(early.next_due_ms, Some(100));
         assert_eq!(pending_count(&database).expect("count"), 2);
+    }
+
+    #[test]
+    fn group_decodes_record_prefix() {
+        let record = OutboxRecord {
+            anomaly_id: 42,
+            ..record("ops", 7)
+        };
+        let bytes = postcard::to_stdvec(&record).expect("encode");
+        let group = decode_group(1, &bytes).expect("decode");
+        assert_eq!(group.notifier, "ops");
+        assert_eq!(group.anomaly_id, 42);
+    }
+
+    #[test]
+    fn due_keeps_anomaly_order_per_notifier() {
+        let (_dir, database) = database();
+        let other_anomaly = OutboxRecord {
+            anomaly_id: 2,
+            ..record("a", 0)
+        };
+        let (confirmed, recovered, other_notifier, other) = write(&database, |t| {
+            let confirmed = t.enqueue(&record("a", 0)).expect("enqueue");
+            let recovered = t.enqueue(&record("a", 0)).expect("enqueue");
+            let other_notifier = t.enqueue(&record("b", 0)).expect("enqueue");
+            let other = t.enqueue(&other_anomaly).expect("enqueue");
+            (confirmed, recovered, other_notifier, other)
+        });
+        let ids = |found: DueRows| -> Vec<u64> { found.rows.iter().map(|(id, _)| *id).collect() };
+
+        let all = due(&database, 0, 10, &mut |_, _| true).expect("due");
+        assert_eq!(ids(all), vec![confirmed, other_notifier, other]);
+        // An earlier row being sent (left out by the caller) still delays the later one.
+        let in_flight = due(&database, 0, 10, &mut |id, _| id != confirmed).expect("due");
+        assert_eq!(ids(in_flight), vec![other_notifier, other]);
+
+        write(&database, |t| {
+            t.record(&attempt(confirmed, 10, Some("HTTP 500"), Some(500)))
+        })
+        .expect("record");
+        let retrying = due(&database, 100, 10, &mut |_, _| true).expect("due");
+        assert_eq!(retrying.next_due_ms, Some(500));
+        assert_eq!(ids(retrying), vec![other_notifier, other]);
+
+        write(&database, |t| {
+            t.record(&attempt(confirmed, 600, None, None))
+        })
+        .expect("record");
+        let after = due(&database, 600, 10, &mut |_, _| true).expect("due");
+        assert_eq!(ids(after), vec![recovered, other_notifier, other]);
     }
 
     #[test]

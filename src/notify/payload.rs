@@ -28,12 +28,26 @@ pub struct Notification {
     pub kind: Kind,
     pub state: State,
     pub direction: RowDirection,
-    /// Latest observed value (spike) or window mean (drift), as stored.
+    /// Latest observed value (spike) or window mean (drift), as stored. On a recovery it is the
+    /// value that recovered the anomaly.
     pub observed_value: String,
     pub baseline: BaselineSummary,
-    /// Distance from the baseline in standard deviations; `None` when unbounded.
+    /// Distance of `observed_value` from the baseline in standard deviations; `None` when
+    /// unbounded. A recovery of drift or of a categorical field has `None` too, because drift
+    /// deviation measures the trend rather than the window mean.
     pub deviation: Option<f64>,
     pub deviation_unbounded: bool,
+    /// The deviation stored on the anomaly: of its last anomalous value (spike) or its last
+    /// trend reading (drift). It equals `deviation` for a confirmation and keeps the anomaly's
+    /// size on a recovery. `None` when unbounded. The peak deviation is not stored.
+    #[serde(default)]
+    pub anomaly_deviation: Option<f64>,
+    #[serde(default)]
+    pub anomaly_deviation_unbounded: bool,
+    /// True when the anomaly recovered by settling at a new level rather than by returning into
+    /// the band.
+    #[serde(default)]
+    pub self_resolved: bool,
     pub band: Band,
     pub rule: RuleSummary,
     pub started_at: String,
@@ -110,6 +124,16 @@ impl Notification {
         settings: &EffectiveSettings,
     ) -> Self {
         let unbounded = row.deviation == f64::INFINITY;
+        let anomaly_deviation = (!unbounded && row.deviation.is_finite()).then_some(row.deviation);
+        let recovery = matches!(
+            kind,
+            NotificationKind::Recovered | NotificationKind::DriftRecovered
+        );
+        let (deviation, deviation_unbounded) = if recovery {
+            (recovered_deviation(row), false)
+        } else {
+            (anomaly_deviation, unbounded)
+        };
         let mut notification = Self {
             idempotency_key: idempotency_key(row.id, kind),
             transition: transition_name(kind).to_owned(),
@@ -127,8 +151,11 @@ impl Notification {
                 mean: row.baseline_mean,
                 std_dev: row.baseline_std_dev,
             },
-            deviation: (!unbounded && row.deviation.is_finite()).then_some(row.deviation),
-            deviation_unbounded: unbounded,
+            deviation,
+            deviation_unbounded,
+            anomaly_deviation,
+            anomaly_deviation_unbounded: unbounded,
+            self_resolved: row.self_resolved,
             band: band(row, settings),
             rule: RuleSummary {
                 direction: settings.direction.value,
@@ -149,7 +176,9 @@ impl Notification {
     }
 
     /// Returns a readable line such as
-    /// `[warning] shop/http latency spike confirmed: 1000 above baseline 103 ± 2.8 (320.1σ)`.
+    /// `[warning] shop/http latency spike confirmed: 1000 above baseline 103 ± 2.8 (320.1σ)` or
+    /// `[info] shop/http latency spike recovered: 104 is back within the band, 0.4σ from
+    /// baseline 103 ± 2.8 (last anomalous value 320.1σ)`.
     pub fn summary_line(&self) -> String {
         let environment = self
             .environment
@@ -160,32 +189,81 @@ impl Notification {
             Kind::Spike => "spike",
             Kind::Drift => "drift",
         };
-        let verb = match self.state {
-            State::Recovered => "recovered",
-            _ => "confirmed",
+        let importance = match self.importance {
+            Importance::Warning => "warning",
+            Importance::Info => "info",
         };
+        let detail = if self.state == State::Recovered {
+            self.recovery_detail()
+        } else {
+            self.confirmation_detail()
+        };
+        format!(
+            "[{importance}] {}/{}{environment} {} {kind} {detail}",
+            self.system, self.healthcheck, self.field
+        )
+    }
+
+    /// Describes a confirmation: the anomalous value, its side of the baseline and its distance.
+    fn confirmation_detail(&self) -> String {
         let direction = match self.direction {
             RowDirection::Above => "above",
             RowDirection::Below => "below",
             RowDirection::Changed => "changed from",
-        };
-        let baseline = match (self.baseline.mean, self.baseline.std_dev) {
-            (Some(mean), Some(sd)) => format!("baseline {} ± {}", round(mean), round(sd)),
-            _ => "baseline".to_owned(),
         };
         let distance = match self.deviation {
             Some(d) => format!(" ({}σ)", round(d)),
             None if self.deviation_unbounded => " (unbounded σ)".to_owned(),
             None => String::new(),
         };
-        let importance = match self.importance {
-            Importance::Warning => "warning",
-            Importance::Info => "info",
-        };
         format!(
-            "[{importance}] {}/{}{environment} {} {kind} {verb}: {} {direction} {baseline}{distance}",
-            self.system, self.healthcheck, self.field, self.observed_value
+            "confirmed: {} {direction} {}{distance}",
+            self.observed_value,
+            self.baseline_text()
         )
+    }
+
+    /// Describes a recovery: the recovering value and its own distance from the baseline, how
+    /// it recovered, and the size of the anomaly before it.
+    fn recovery_detail(&self) -> String {
+        let value = &self.observed_value;
+        let outcome = match (self.kind, self.self_resolved) {
+            (_, true) => "settled at a new level",
+            (Kind::Spike, false) if self.deviation.is_some() => "is back within the band",
+            (Kind::Spike, false) => "is no longer anomalous",
+            (Kind::Drift, false) => "the trend is back within the drift band",
+        };
+        let state = match (self.kind, self.deviation) {
+            (Kind::Spike, Some(d)) => {
+                format!(
+                    "{value} {outcome}, {}σ from {}",
+                    round(d),
+                    self.baseline_text()
+                )
+            }
+            (Kind::Spike, None) => format!("{value} {outcome}"),
+            (Kind::Drift, _) => format!(
+                "{outcome}, window mean {value} against {}",
+                self.baseline_text()
+            ),
+        };
+        let before = match self.kind {
+            Kind::Spike => "last anomalous value",
+            Kind::Drift => "last trend reading",
+        };
+        let anomaly = match self.anomaly_deviation {
+            Some(d) => format!(" ({before} {}σ)", round(d)),
+            None if self.anomaly_deviation_unbounded => format!(" ({before} unbounded σ)"),
+            None => String::new(),
+        };
+        format!("recovered: {state}{anomaly}")
+    }
+
+    fn baseline_text(&self) -> String {
+        match (self.baseline.mean, self.baseline.std_dev) {
+            (Some(mean), Some(sd)) => format!("baseline {} ± {}", round(mean), round(sd)),
+            _ => "baseline".to_owned(),
+        }
     }
 
     /// Returns the Slack incoming-webhook body: `{"text": <summary and link>}`.
@@ -243,6 +321,21 @@ fn band(row: &Anomaly, settings: &EffectiveSettings) -> Band {
     Band {
         lower: triggers.lower,
         upper: triggers.upper,
+    }
+}
+
+/// Returns the distance of a recovering spike's value from its baseline in standard deviations,
+/// as the detector measures it (0 when σ is 0). `None` for drift and for categorical values.
+fn recovered_deviation(row: &Anomaly) -> Option<f64> {
+    if row.kind != Kind::Spike {
+        return None;
+    }
+    let x: f64 = row.observed_value.parse().ok()?;
+    let (mean, std_dev) = row.baseline_mean.zip(row.baseline_std_dev)?;
+    if std_dev > 0.0 {
+        Some((x - mean).abs() / std_dev)
+    } else {
+        Some(0.0)
     }
 }
 
@@ -317,6 +410,7 @@ mod tests {
         assert_eq!(n.band.lower, Some(100.0 - margin));
         assert_eq!(n.band.upper, Some(100.0 + margin));
         assert_eq!(n.deviation, Some(50.0));
+        assert_eq!(n.anomaly_deviation, Some(50.0));
         assert!(!n.deviation_unbounded);
         assert_eq!(n.confirmed_at.as_deref(), Some("1970-01-01T00:02:00Z"));
         assert_eq!(
@@ -348,6 +442,100 @@ mod tests {
             assert_eq!(n.band.lower, lower, "{direction:?} {min_absolute_delta}");
             assert_eq!(n.band.upper, upper, "{direction:?} {min_absolute_delta}");
         }
+    }
+
+    fn recovered_row(kind: Kind, observed_value: &str, self_resolved: bool) -> Anomaly {
+        let mut row = row(kind, 323.8);
+        row.state = State::Recovered;
+        row.observed_value = observed_value.to_owned();
+        row.recovered_at = Some(Timestamp::from_millis(180_000));
+        row.self_resolved = self_resolved;
+        row
+    }
+
+    #[test]
+    fn spike_recovery_describes_recovering_value() {
+        let n = Notification::new(
+            &key(None),
+            &recovered_row(Kind::Spike, "101", false),
+            NotificationKind::Recovered,
+            &settings(),
+        );
+        assert_eq!(
+            n.summary,
+            "[info] shop/web collectors.c.latency ms spike recovered: 101 is back within the band, \
+             0.5σ from baseline 100 ± 2 (last anomalous value 323.8σ)"
+        );
+        let json = serde_json::to_value(&n).expect("JSON");
+        assert_eq!(json["observedValue"], "101");
+        assert_eq!(json["deviation"], 0.5);
+        assert_eq!(json["deviationUnbounded"], false);
+        assert_eq!(json["anomalyDeviation"], 323.8);
+        assert_eq!(json["anomalyDeviationUnbounded"], false);
+        assert_eq!(json["selfResolved"], false);
+        assert_eq!(json["state"], "recovered");
+        assert_eq!(json["recoveredAt"], "1970-01-01T00:03:00Z");
+    }
+
+    #[test]
+    fn spike_self_resolution_says_new_level() {
+        let n = Notification::new(
+            &key(None),
+            &recovered_row(Kind::Spike, "500", true),
+            NotificationKind::Recovered,
+            &settings(),
+        );
+        assert_eq!(
+            n.summary,
+            "[info] shop/web collectors.c.latency ms spike recovered: 500 settled at a new level, \
+             200σ from baseline 100 ± 2 (last anomalous value 323.8σ)"
+        );
+        assert_eq!(n.deviation, Some(200.0));
+        assert!(n.self_resolved);
+    }
+
+    #[test]
+    fn drift_recovery_leaves_value_deviation_unknown() {
+        let mut row = recovered_row(Kind::Drift, "130", false);
+        row.deviation = f64::INFINITY;
+        let n = Notification::new(
+            &key(None),
+            &row,
+            NotificationKind::DriftRecovered,
+            &settings(),
+        );
+        assert_eq!(
+            n.summary,
+            "[info] shop/web collectors.c.latency ms drift recovered: the trend is back within \
+             the drift band, window mean 130 against baseline 100 ± 2 (last trend reading unbounded σ)"
+        );
+        let json = serde_json::to_value(&n).expect("JSON");
+        assert_eq!(json["deviation"], serde_json::Value::Null);
+        assert_eq!(json["deviationUnbounded"], false);
+        assert_eq!(json["anomalyDeviation"], serde_json::Value::Null);
+        assert_eq!(json["anomalyDeviationUnbounded"], true);
+    }
+
+    #[test]
+    fn payload_without_recovery_fields_decodes() {
+        let n = Notification::new(
+            &key(None),
+            &row(Kind::Spike, 50.0),
+            NotificationKind::Confirmed,
+            &settings(),
+        );
+        let mut json = serde_json::to_value(&n).expect("JSON");
+        let object = json.as_object_mut().expect("object");
+        for field in [
+            "anomalyDeviation",
+            "anomalyDeviationUnbounded",
+            "selfResolved",
+        ] {
+            object.remove(field);
+        }
+        let decoded: Notification = serde_json::from_value(json).expect("decode");
+        assert_eq!(decoded.anomaly_deviation, None);
+        assert!(!decoded.self_resolved);
     }
 
     #[test]

@@ -86,6 +86,8 @@ enum Finished {
 /// A finished request.
 struct Sent {
     id: u64,
+    notifier: String,
+    anomaly_id: u64,
     created_at_ms: i64,
     /// Attempts recorded before this one.
     earlier_attempts: u32,
@@ -241,6 +243,8 @@ impl Worker {
             };
             Finished::Request(Sent {
                 id,
+                notifier: record.notifier,
+                anomaly_id: record.anomaly_id,
                 created_at_ms: record.created_at_ms,
                 earlier_attempts: record.attempts,
                 error: result.err(),
@@ -260,7 +264,13 @@ impl Worker {
     /// Reports a finished request to the writer, deciding between retry and giving up.
     async fn record(&mut self, sent: Sent) {
         self.metrics.attempts.fetch_add(1, Ordering::Relaxed);
-        let Sent { id, error, .. } = sent;
+        let Sent {
+            id,
+            notifier,
+            anomaly_id,
+            error,
+            ..
+        } = sent;
         let at_ms = now_ms();
         let retry_at_ms = error
             .as_ref()
@@ -277,12 +287,18 @@ impl Worker {
             .record_delivery(attempt.clone(), prune_before_ms)
             .await
         {
-            Ok(Some(state)) => self.count(&attempt, state),
+            Ok(Some(state)) => self.count(&attempt, state, &notifier, anomaly_id),
             Ok(None) => {}
             Err(error) => {
                 // The row stays pending as it was and is sent again, with the same key, after a
                 // cool-down so a failing writer is not met with a stream of requests.
-                tracing::error!(outbox_id = id, %error, "recording a delivery attempt failed");
+                tracing::error!(
+                    outbox_id = id,
+                    notifier,
+                    anomaly_id,
+                    %error,
+                    "recording a delivery attempt failed"
+                );
                 self.requests.spawn(async move {
                     tokio::time::sleep(RECORD_RETRY).await;
                     Finished::Cooldown(id)
@@ -302,24 +318,36 @@ impl Worker {
         Some(now_ms + millis(self.options.backoff(attempts)))
     }
 
-    fn count(&self, attempt: &Attempt, state: DeliveryState) {
+    /// Counts and logs a recorded attempt. The log names the notifier and the anomaly but never
+    /// the URL or headers, which may contain secrets.
+    fn count(&self, attempt: &Attempt, state: DeliveryState, notifier: &str, anomaly_id: u64) {
+        let error = attempt.error.as_deref().unwrap_or("");
         match state {
             DeliveryState::Delivered => {
                 self.metrics.delivered.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(outbox_id = attempt.id, "notification delivered");
+                tracing::info!(
+                    outbox_id = attempt.id,
+                    notifier,
+                    anomaly_id,
+                    "notification delivered"
+                );
             }
             DeliveryState::Failed => {
                 self.metrics.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     outbox_id = attempt.id,
-                    error = attempt.error.as_deref().unwrap_or(""),
+                    notifier,
+                    anomaly_id,
+                    error,
                     "notification given up after the maximum age"
                 );
             }
             DeliveryState::Pending => {
                 tracing::warn!(
                     outbox_id = attempt.id,
-                    error = attempt.error.as_deref().unwrap_or(""),
+                    notifier,
+                    anomaly_id,
+                    error,
                     "notification delivery failed; will retry"
                 );
             }
@@ -349,17 +377,58 @@ async fn send(
     for (name, value) in &notifier.headers {
         request = request.header(name, value.expose());
     }
-    // The URL may embed a token, so it is left out of the error.
+    // The URL may embed a token, so it is left out of the error. The causes stay, because
+    // "error sending request" alone does not tell a refused connection from a timeout.
     let response = request
         .body(body)
         .send()
         .await
-        .map_err(|e| e.without_url().to_string())?;
+        .map_err(|e| http_client::error_chain(&e.without_url()))?;
     let status = response.status();
     if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("receiver responded with HTTP {}", status.as_u16()))
+        return Ok(());
+    }
+    let mut error = format!("receiver responded with HTTP {}", status.as_u16());
+    let excerpt = body_excerpt(response).await;
+    if !excerpt.is_empty() {
+        error.push_str(": ");
+        error.push_str(&excerpt);
+    }
+    Err(error)
+}
+
+/// Characters of an error response's body kept in the delivery error.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+/// Reads the start of an error response's body and returns its excerpt. A body that fails to
+/// read partway gives what was read before the failure.
+async fn body_excerpt(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < EXCERPT_BYTE_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    excerpt(&bytes)
+}
+
+/// Bytes of a body read for its excerpt: four per character, the UTF-8 maximum.
+const EXCERPT_BYTE_LIMIT: usize = BODY_EXCERPT_CHARS * 4;
+
+/// Returns the start of a body as one line of at most `BODY_EXCERPT_CHARS` characters, with
+/// whitespace runs and control characters collapsed to one space and `…` after a cut.
+fn excerpt(body: &[u8]) -> String {
+    let head = &body[..body.len().min(EXCERPT_BYTE_LIMIT)];
+    let text = String::from_utf8_lossy(head);
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect();
+    let line = words.join(" ");
+    match line.char_indices().nth(BODY_EXCERPT_CHARS) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line,
     }
 }
 
@@ -376,4 +445,24 @@ fn random_unit() -> f64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(now_ms() as u64);
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_cases() {
+        let long = "é".repeat(BODY_EXCERPT_CHARS + 10);
+        let cut = format!("{}…", "é".repeat(BODY_EXCERPT_CHARS));
+        let cases = [
+            ("", ""),
+            ("disk full\r\n\tretry later\n", "disk full retry later"),
+            ("a\u{0}b", "a b"),
+            (long.as_str(), cut.as_str()),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(excerpt(body.as_bytes()), expected, "{body:?}");
+        }
+    }
 }

@@ -9,6 +9,7 @@ use reqwest::{Method, Url};
 use super::reader::ConfigReader;
 use super::{Measurement, ProbeConfigError};
 use crate::engine::Value;
+use crate::http_client;
 
 pub(crate) const STRATEGY: &str = "healthcheck-http.http";
 pub(crate) const COLLECTOR: &str = "healthcheck-http.request";
@@ -80,7 +81,7 @@ impl HttpProbe {
                 self.measurement(status, body_length, body, elapsed)
             }
             Ok(Err(error)) => {
-                let reason = error_chain(&error.without_url());
+                let reason = http_client::error_chain(&error.without_url());
                 failure(format!("request to {} failed: {reason}", self.url), elapsed)
             }
             Err(_) => failure(
@@ -161,17 +162,6 @@ fn failure(reason: String, elapsed: Duration) -> Measurement {
         failure: Some(reason),
         elapsed,
     }
-}
-
-/// Joins an error and its sources, so that the cause (for example "connection refused") shows.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 fn parse_url(reader: &ConfigReader<'_>) -> Result<Url, ProbeConfigError> {
