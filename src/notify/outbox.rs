@@ -214,9 +214,9 @@ fn decode(id: u64, bytes: &[u8]) -> Result<OutboxRecord> {
 }
 
 /// The first two fields of an encoded `OutboxRecord`, which the outbox scan reads for each
-/// pending row up to the last due one. postcard encodes fields in declaration order and ignores trailing bytes, so
-/// this decodes without copying the payload. It must list the same leading fields as
-/// `OutboxRecord`.
+/// pending row up to the last due one. postcard encodes fields in declaration order and ignores
+/// trailing bytes, so this decodes without copying the payload. It must list the same leading
+/// fields as `OutboxRecord`.
 #[derive(Deserialize)]
 struct OutboxGroup<'a> {
     notifier: &'a str,
