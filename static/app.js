@@ -687,7 +687,7 @@ function documentsTable(gitops) {
       h("td", {}, [d.kind, d.name].filter(Boolean).join(" ") || "—"),
       h("td", {}, badge(d.state), d.keptPrevious ? h("div", { class: "layer" }, "previous definition kept") : null),
       h("td", {}, d.messages.length
-        ? h("ul", { class: "messages" }, d.messages.map((m) => h("li", {}, h("span", { class: "mono" }, `line ${m.line}:${m.column}`), ` ${m.severity}: `, m.path ? h("code", {}, m.path) : null, m.path ? " " : null, m.message)))
+        ? h("ul", { class: "messages" }, d.messages.map((m) => h("li", {}, h("span", { class: "mono" }, m.line > 0 ? `line ${m.line}:${m.column}` : "whole file"), ` ${m.severity}: `, m.path ? h("code", {}, m.path) : null, m.path ? " " : null, m.message)))
         : h("span", { class: "muted" }, "no problems"))),
   );
   return h("table", {}, h("thead", {}, h("tr", {}, ["File", "Entity", "State", "Findings"].map((t) => h("th", {}, t)))), h("tbody", {}, rows));

@@ -26,6 +26,7 @@ pub enum DocumentState {
 #[serde(rename_all = "camelCase")]
 pub struct StatusMessage {
     pub severity: Severity,
+    /// Line from 1, or 0 for a finding about the whole file (unreadable, too large).
     pub line: u32,
     pub column: u32,
     /// Key path inside the document, empty for the whole document or file.
