@@ -3,6 +3,8 @@
 //! whole or rejected with every problem listed by index and field.
 
 use serde::Serialize;
+use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use crate::engine::{Timestamp, Value};
@@ -14,6 +16,11 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 pub const MAX_FIELDS_PER_RESULT: usize = 1000;
 /// Maximum number of results in one request.
 pub const MAX_RESULTS_PER_REQUEST: usize = 100_000;
+/// Maximum size of one result's JSON text. As an estimate, a result with the maximum number of
+/// fields takes about 100 KiB. The limit bounds the memory that parsing one result can take.
+pub const MAX_RESULT_BYTES: usize = 512 << 10;
+/// Maximum length of a text field value, in bytes: the output the script probe keeps.
+pub const MAX_TEXT_BYTES: usize = 4096;
 /// Maximum length of a system, healthcheck or environment name.
 const MAX_NAME_LEN: usize = 63;
 /// Maximum length of a field name inside a collector.
@@ -48,9 +55,10 @@ pub enum IngestError {
     #[error("request body must be a result object or an array of result objects")]
     NotResults,
     #[error(
-        "request carries {count} results; at most {MAX_RESULTS_PER_REQUEST} are accepted per request"
+        "request carries more than {MAX_RESULTS_PER_REQUEST} results; at most \
+         {MAX_RESULTS_PER_REQUEST} are accepted per request, so send them in several requests"
     )]
-    TooManyResults { count: usize },
+    TooManyResults,
     #[error(
         "line {line}, column {column} of the NDJSON body is not valid JSON ({reason}); nothing \
          was stored"
@@ -78,64 +86,146 @@ fn count_invalid(invalid: usize, total: usize) -> String {
 }
 
 /// Parses a whole body into validated results.
+///
+/// Results are read one at a time, so the parsed JSON of at most one result is in memory
+/// besides the body and the results validated so far.
 pub fn parse(body: &[u8], framing: Framing) -> Result<Vec<CheckResult>, IngestError> {
-    let items = match framing {
-        Framing::Json => split_json(body)?,
-        Framing::Ndjson => split_ndjson(body)?,
-    };
-    if items.len() > MAX_RESULTS_PER_REQUEST {
-        return Err(IngestError::TooManyResults { count: items.len() });
+    let mut gathered = Gathered::default();
+    match framing {
+        Framing::Json => read_json(body, &mut gathered)?,
+        Framing::Ndjson => read_ndjson(body, &mut gathered)?,
     }
-    let mut results = Vec::with_capacity(items.len());
-    let mut problems = Vec::new();
-    let mut invalid = 0;
-    for (index, item) in items.iter().enumerate() {
-        match parse_result(item) {
-            Ok(result) => results.push(result),
+    gathered.finish()
+}
+
+/// Results and problems collected while a body is read.
+#[derive(Default)]
+struct Gathered {
+    results: Vec<CheckResult>,
+    problems: Vec<Problem>,
+    invalid: usize,
+    total: usize,
+}
+
+impl Gathered {
+    /// Validates the next result of the body. `size` is the length of its JSON text, and
+    /// `decode` parses that text, which happens only when the size is within the limit.
+    fn add(
+        &mut self,
+        size: usize,
+        decode: impl FnOnce() -> Result<Json, IngestError>,
+    ) -> Result<(), IngestError> {
+        let index = self.total;
+        self.total += 1;
+        if self.total > MAX_RESULTS_PER_REQUEST {
+            return Err(IngestError::TooManyResults);
+        }
+        let outcome = if size > MAX_RESULT_BYTES {
+            let reason = format!(
+                "result is {size} bytes of JSON; at most {MAX_RESULT_BYTES} are accepted per \
+                 result"
+            );
+            Err(vec![(String::new(), reason)])
+        } else {
+            parse_result(&decode()?)
+        };
+        match outcome {
+            Ok(result) => self.results.push(result),
             Err(found) => {
-                invalid += 1;
-                let room = MAX_PROBLEMS.saturating_sub(problems.len());
-                problems.extend(found.into_iter().take(room).map(|(field, reason)| Problem {
+                self.invalid += 1;
+                let room = MAX_PROBLEMS.saturating_sub(self.problems.len());
+                let listed = found.into_iter().take(room);
+                self.problems.extend(listed.map(|(field, reason)| Problem {
                     index,
                     field,
                     reason,
                 }));
             }
         }
+        Ok(())
     }
-    if invalid > 0 {
-        return Err(IngestError::Invalid {
-            invalid,
-            total: items.len(),
-            problems,
-        });
-    }
-    Ok(results)
-}
 
-fn split_json(body: &[u8]) -> Result<Vec<Json>, IngestError> {
-    let value: Json =
-        serde_json::from_slice(body).map_err(|e| IngestError::Syntax(e.to_string()))?;
-    match value {
-        Json::Array(items) => Ok(items),
-        item @ Json::Object(_) => Ok(vec![item]),
-        _ => Err(IngestError::NotResults),
+    fn finish(self) -> Result<Vec<CheckResult>, IngestError> {
+        if self.invalid > 0 {
+            return Err(IngestError::Invalid {
+                invalid: self.invalid,
+                total: self.total,
+                problems: self.problems,
+            });
+        }
+        Ok(self.results)
     }
 }
 
-fn split_ndjson(body: &[u8]) -> Result<Vec<Json>, IngestError> {
-    let mut items = Vec::new();
+/// Reads a JSON body: one result object, or an array read element by element.
+fn read_json(body: &[u8], gathered: &mut Gathered) -> Result<(), IngestError> {
+    let syntax = |e: serde_json::Error| IngestError::Syntax(e.to_string());
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => {
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            let mut stopped = None;
+            let elements = Elements {
+                gathered,
+                stopped: &mut stopped,
+            };
+            let read = deserializer.deserialize_seq(elements);
+            if let Some(error) = stopped {
+                return Err(error);
+            }
+            read.and_then(|()| deserializer.end()).map_err(syntax)
+        }
+        Some(b'{') => {
+            let raw: &RawValue = serde_json::from_slice(body).map_err(syntax)?;
+            gathered.add(raw.get().len(), || {
+                serde_json::from_str(raw.get()).map_err(syntax)
+            })
+        }
+        _ => {
+            serde_json::from_slice::<IgnoredAny>(body).map_err(syntax)?;
+            Err(IngestError::NotResults)
+        }
+    }
+}
+
+/// Visits the elements of a JSON array, handing each one's text to [`Gathered::add`]. An error
+/// of `add` ends the visit and is kept in `stopped`, because serde's error type cannot carry it.
+struct Elements<'a> {
+    gathered: &'a mut Gathered,
+    stopped: &'a mut Option<IngestError>,
+}
+
+impl<'de> Visitor<'de> for Elements<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an array of result objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            let added = self.gathered.add(raw.get().len(), || {
+                serde_json::from_str(raw.get()).map_err(|e| IngestError::Syntax(e.to_string()))
+            });
+            if let Err(error) = added {
+                *self.stopped = Some(error);
+                return Err(serde::de::Error::custom("reading stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads an NDJSON body line by line; blank lines are skipped.
+fn read_ndjson(body: &[u8], gathered: &mut Gathered) -> Result<(), IngestError> {
     for (number, line) in body.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value = serde_json::from_slice(line).map_err(|e| line_syntax(number + 1, &e))?;
-        items.push(value);
-        if items.len() > MAX_RESULTS_PER_REQUEST {
-            return Err(IngestError::TooManyResults { count: items.len() });
-        }
+        gathered.add(line.len(), || {
+            serde_json::from_slice(line).map_err(|e| line_syntax(number + 1, &e))
+        })?;
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Places a syntax error of one NDJSON line at its line of the body. serde_json counts lines
@@ -342,6 +432,11 @@ fn timestamp(obj: &Map<String, Json>, problems: &mut Problems) -> Option<Timesta
         return None;
     };
     match text.parse::<jiff::Timestamp>() {
+        Ok(ts) if ts.as_millisecond() < 0 => {
+            let reason = format!("timestamp {text:?} is before 1970-01-01T00:00:00Z");
+            problems.push(("timestamp".into(), reason));
+            None
+        }
         Ok(ts) => Some(Timestamp::from_millis(ts.as_millisecond())),
         Err(e) => {
             let reason = format!(
@@ -462,6 +557,10 @@ fn field_value(field: &str, value: &Json) -> Result<Value, String> {
             .as_f64()
             .map(Value::Number)
             .ok_or_else(|| "number out of range".into()),
+        Json::String(s) if s.len() > MAX_TEXT_BYTES => Err(format!(
+            "text value is {} bytes; at most {MAX_TEXT_BYTES} bytes are accepted per value",
+            s.len()
+        )),
         Json::String(s) => Ok(Value::Text(s.clone())),
         Json::Bool(b) => Ok(Value::Bool(*b)),
         Json::Null => Ok(Value::Null),

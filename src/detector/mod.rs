@@ -169,7 +169,7 @@ impl Detector {
             spike: None,
         };
         if result.status == Status::Unhealthy {
-            state.last = Some(last_sample(&update, false));
+            keep_latest(&mut state.last, last_sample(&update, false));
             return update;
         }
 
@@ -188,7 +188,7 @@ impl Detector {
         };
 
         update.status = SampleStatus::Valid;
-        state.last = Some(last_sample(&update, true));
+        keep_latest(&mut state.last, last_sample(&update, true));
         update.hour = Some(state.add_to_hour(&sample, update.at).clone());
         update.baseline = state.learn(&sample, update.at);
         update.learning = state.learning.as_deref().cloned();
@@ -313,6 +313,14 @@ fn last_sample(update: &SeriesUpdate, healthy: bool) -> LastSample {
         value: update.value.clone(),
         at: update.at,
         healthy,
+    }
+}
+
+/// Replaces the series' last sample unless the new one is stamped earlier, so a late arrival
+/// never shows as the latest value.
+fn keep_latest(last: &mut Option<LastSample>, sample: LastSample) {
+    if last.as_ref().is_none_or(|kept| kept.at <= sample.at) {
+        *last = Some(sample);
     }
 }
 

@@ -171,6 +171,29 @@ fn unhealthy_results_recorded_only() {
 }
 
 #[test]
+fn late_sample_keeps_last_value() {
+    let config = lower_is_better(3);
+    let mut ids = Ids(0);
+    let mut detector = learned(&config, &mut ids);
+
+    feed(&mut detector, &config, &mut ids, 40, Status::Healthy, 101.0);
+    feed(&mut detector, &config, &mut ids, 30, Status::Healthy, 99.0);
+    feed(
+        &mut detector,
+        &config,
+        &mut ids,
+        35,
+        Status::Unhealthy,
+        98.0,
+    );
+
+    let last = detector.last_sample(&key()).expect("last sample");
+    assert_eq!(last.value, Value::Number(101.0));
+    assert_eq!(last.at, Timestamp(40 * MINUTE_MS));
+    assert!(last.healthy);
+}
+
+#[test]
 fn invalid_values_counted_only() {
     let config = lower_is_better(3);
     let mut ids = Ids(0);

@@ -137,7 +137,7 @@ impl From<IngestError> for ApiError {
                 Self::bad_request("malformed-json", message)
             }
             IngestError::NotResults => Self::bad_request("invalid-results", message),
-            IngestError::TooManyResults { .. } => Self::bad_request("too-many-results", message),
+            IngestError::TooManyResults => Self::bad_request("too-many-results", message),
             IngestError::Invalid { problems, .. } => Self::BadRequest {
                 code: "invalid-results",
                 message,

@@ -19,9 +19,10 @@ use bytes::Bytes;
 use http::{Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 pub use error::ApiError;
+pub use results::result_body_budget;
 
 use crate::api_settings::Overlay;
 use crate::config::Secret;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// Maximum time a handler waits for the rest of a request body.
     pub body_read_timeout: Duration,
+    /// Memory budget of the result bodies being read and parsed, in KiB.
+    pub result_bodies: Arc<Semaphore>,
 }
 
 /// Handles one request. Every error is turned into a response here.

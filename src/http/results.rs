@@ -3,19 +3,39 @@
 
 use http::{StatusCode, header};
 use hyper::body::Incoming;
+use tokio::sync::Semaphore;
 
 use super::{AppState, Response, blocking, json_response, read_body};
 use crate::clock::{Clock, SystemClock};
 use crate::http::ApiError;
 use crate::ingest::{self, Framing, MAX_BODY_BYTES};
 
+/// Result bodies that may be in memory at once, counted at the maximum body size. Requests past
+/// the budget wait for a body ahead of them to be parsed, so many large concurrent requests
+/// cannot exhaust memory.
+const RESULT_BODY_BUDGET_KIB: usize = 4 * MAX_BODY_BYTES / 1024;
+
+/// Returns the semaphore that [`post`] draws on, with [`RESULT_BODY_BUDGET_KIB`] permits.
+pub fn result_body_budget() -> Semaphore {
+    Semaphore::new(RESULT_BODY_BUDGET_KIB)
+}
+
 pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let framing = framing(&req);
-    if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+    let declared = declared_length(&req);
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         });
     }
+    // A body without a declared length may grow to the limit, so it is counted at the limit.
+    let size = declared.map_or(MAX_BODY_BYTES, |len| len as usize);
+    let kib = u32::try_from(size.div_ceil(1024).max(1)).expect("the body limit fits in u32");
+    let _budget = state
+        .result_bodies
+        .acquire_many(kib)
+        .await
+        .map_err(|_| ApiError::Internal("result body budget closed".into()))?;
     let body = read_body(req.into_body(), MAX_BODY_BYTES, state).await?;
     let results = blocking(move || Ok(ingest::parse(&body, framing)?)).await?;
     ingest::check_not_ahead(&results, SystemClock.now())?;

@@ -153,3 +153,62 @@ fn names_follow_the_pattern() {
         assert!(check_name(bad).is_err(), "{bad:?} accepted");
     }
 }
+
+#[test]
+fn rejects_oversized_result_unparsed() {
+    let padding = " ".repeat(MAX_RESULT_BYTES);
+    let big = GOOD.replacen('{', &format!("{{{padding}"), 1);
+    let body = format!("[{GOOD},{big}]");
+    let found = problems(&body);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].index, 1);
+    assert!(found[0].reason.contains("bytes of JSON"), "{found:?}");
+}
+
+#[test]
+fn rejects_long_text_values() {
+    let long = "x".repeat(MAX_TEXT_BYTES + 1);
+    let body = GOOD.replace("\"OK\"", &format!("\"{long}\""));
+    let found = problems(&body);
+    assert_eq!(
+        found[0].field,
+        "collectors.healthcheck-http.request.statusText"
+    );
+    assert!(found[0].reason.contains("at most 4096 bytes"), "{found:?}");
+
+    let fits = GOOD.replace("\"OK\"", &format!("\"{}\"", &long[1..]));
+    assert!(parse(fits.as_bytes(), Framing::Json).is_ok());
+}
+
+#[test]
+fn rejects_timestamps_before_1970() {
+    let body = GOOD.replace("2026-01-02T03:04:05Z", "0001-01-01T00:00:00Z");
+    let found = problems(&body);
+    assert_eq!(found[0].field, "timestamp");
+    assert!(found[0].reason.contains("before 1970"), "{found:?}");
+}
+
+#[test]
+fn stops_reading_past_the_result_limit() {
+    let body = format!("[{}0]", "0,".repeat(MAX_RESULTS_PER_REQUEST));
+    assert_eq!(
+        parse(body.as_bytes(), Framing::Json).unwrap_err(),
+        IngestError::TooManyResults
+    );
+    let lines = "{}\n".repeat(MAX_RESULTS_PER_REQUEST + 1);
+    assert_eq!(
+        parse(lines.as_bytes(), Framing::Ndjson).unwrap_err(),
+        IngestError::TooManyResults
+    );
+}
+
+#[test]
+fn rejects_text_after_the_array() {
+    let body = format!("[{GOOD}] [{GOOD}]");
+    let err = parse(body.as_bytes(), Framing::Json).unwrap_err();
+    assert!(matches!(err, IngestError::Syntax(_)), "{err:?}");
+    assert!(err.to_string().contains("trailing characters"), "{err}");
+
+    let err = parse(b"[1, 2", Framing::Json).unwrap_err();
+    assert!(matches!(err, IngestError::Syntax(_)), "{err:?}");
+}

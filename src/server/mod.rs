@@ -205,6 +205,7 @@ pub async fn run(
         deliveries,
         stopping,
         body_read_timeout: options.body_read_timeout,
+        result_bodies: Arc::new(crate::http::result_body_budget()),
     };
     tracing::info!(
         %addr,
