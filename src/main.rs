@@ -1,5 +1,6 @@
 //! The `anomalyd` binary: parses flags, sets up logging and hands over to the library.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,11 @@ fn main() -> ExitCode {
     let log_format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
+        // The reader stopped reading on purpose (`anomalyd schema | head -c1`), so the output
+        // ends quietly with exit code 0. Rust ignores SIGPIPE, and restoring the conventional
+        // 141 would need unsafe code; 0 also keeps `set -o pipefail` scripts from failing
+        // because their reader had enough.
+        Err(error) if is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             report_fatal(log_format, &error_chain(&error));
             ExitCode::FAILURE
@@ -101,7 +107,30 @@ fn report_fatal(format: LogFormat, message: &str) {
         init_logging(format, "error");
         tracing::error!(error = message, "anomalyd stopped on a fatal error");
     }
-    eprintln!("error: {message}");
+    print_stderr(&format!("error: {message}\n"));
+}
+
+/// Writes command output to stdout. A reader that closed the pipe makes this fail with
+/// `BrokenPipe`, which `main` turns into a quiet exit (see [`is_closed_pipe`]).
+fn print_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Writes a message to stderr. A failed write is dropped, because there is nowhere left to
+/// report it.
+fn print_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Returns whether an error comes from writing to a pipe whose reader has closed it.
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io_error| io_error.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Joins an error and its causes on one line, leaving out a cause whose text the message
@@ -140,6 +169,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             options.config_dir = config_dir;
             options.secrets_dir = secrets_dir;
             options.token = api_token(token_file.as_deref())?;
+            if let Some(url) = &public_url {
+                check_public_url(url)?;
+            }
             options.delivery.public_url = public_url.unwrap_or_default();
             options.delivery.max_age = delivery_max_age;
             options.writer.retention_days = retention_days;
@@ -148,7 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check { dir, secrets_dir } => check(&dir, secrets_dir),
         Command::Schema => {
-            println!("{:#}", gitops::schema::json_schema());
+            print_stdout(&format!("{:#}\n", gitops::schema::json_schema()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay(args) => {
@@ -176,6 +208,27 @@ fn api_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<Secret>> {
         "the API token is empty; put the token in the file or in ANOMALYD_TOKEN"
     );
     Ok(Some(Secret::new(token)))
+}
+
+/// Rejects a `--public-url` that would break every link in the notifications: it must be an
+/// absolute http or https URL with a host.
+fn check_public_url(text: &str) -> anyhow::Result<()> {
+    let problem = match reqwest::Url::parse(text) {
+        Err(error) => Some(error.to_string()),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            Some(format!("the scheme {} is not http or https", url.scheme()))
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => Some("it has no host".to_owned()),
+        Ok(_) => None,
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => anyhow::bail!(
+            "invalid --public-url (ANOMALYD_PUBLIC_URL) {text:?}: {problem}; give the absolute \
+             http or https URL the settings page is reached at, such as \
+             https://anomalyd.example.com"
+        ),
+    }
 }
 
 fn serve(options: ServeOptions, listen: &str) -> anyhow::Result<()> {
@@ -275,7 +328,13 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
     let problems = gitops::check_folder(dir, &secrets, &Limits::default())
         .map_err(|e| anyhow::anyhow!("cannot read the config folder {}: {e}", dir.display()))?;
     for problem in &problems {
-        println!("{problem}");
+        // A reader that stopped early (`| head`) ends the listing, but the exit code still
+        // reports whether the folder has errors.
+        match print_stdout(&format!("{problem}\n")) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(error) => return Err(error).context("cannot write the problems to stdout"),
+        }
     }
     let errors = problems
         .iter()
@@ -283,12 +342,12 @@ fn check(dir: &std::path::Path, secrets_dir: Option<PathBuf>) -> anyhow::Result<
         .count();
     let warnings = problems.len() - errors;
     // The summary goes to stderr so the problem lines on stdout stay easy to parse.
-    eprintln!(
-        "{}: {}, {}",
+    print_stderr(&format!(
+        "{}: {}, {}\n",
         dir.display(),
         counted(errors, "error"),
         counted(warnings, "warning")
-    );
+    ));
     Ok(if errors > 0 {
         ExitCode::FAILURE
     } else {

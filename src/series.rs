@@ -42,6 +42,35 @@ impl FieldValue {
     }
 }
 
+/// Maximum length of a field name inside a collector.
+// NOTE: the results API (`crate::ingest`) applies the same rules to field names; keep the two in
+// step.
+const MAX_FIELD_LEN: usize = 128;
+
+/// Checks a canonical field path `collectors.<collector id>.<field>` with the rules the results
+/// API applies to collector ids and field names. The error names the path and the broken rule.
+pub fn check_field_path(path: &str) -> Result<(), String> {
+    let shape = || {
+        format!("field {path:?} is not a canonical path; write collectors.<collector id>.<field>")
+    };
+    let rest = path.strip_prefix("collectors.").ok_or_else(shape)?;
+    let (collector_id, field) = rest.rsplit_once('.').ok_or_else(shape)?;
+    for part in collector_id.split('.') {
+        crate::ingest::check_name(part)
+            .map_err(|reason| format!("field {path:?} has an invalid collector id: {reason}"))?;
+    }
+    let field_ok = field
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if field.is_empty() || field.len() > MAX_FIELD_LEN || !field_ok {
+        return Err(format!(
+            "field {path:?} has an invalid field name {field:?}: use 1 to {MAX_FIELD_LEN} \
+             letters, digits, '_' or '-'"
+        ));
+    }
+    Ok(())
+}
+
 /// A validated check result, whatever its origin (results API, probe, replay).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,6 +93,34 @@ impl CheckResult {
             healthcheck: self.healthcheck.clone(),
             environment: self.environment.clone(),
             field_path: field.path(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_path_rules() {
+        for valid in [
+            "collectors.healthcheck-http.request.responseTimeMs",
+            "collectors.replay.csv.value",
+            "collectors.c.status_code",
+        ] {
+            assert_eq!(check_field_path(valid), Ok(()), "{valid}");
+        }
+        let cases = [
+            ("responseTimeMs", "not a canonical path"),
+            ("collectors.x", "not a canonical path"),
+            ("collectors.Bad!.value", "invalid collector id"),
+            ("collectors..value", "invalid collector id"),
+            ("collectors.http.", "invalid field name"),
+            ("collectors.http.a b", "invalid field name"),
+        ];
+        for (path, expected) in cases {
+            let reason = check_field_path(path).expect_err(path);
+            assert!(reason.contains(expected), "{path}: {reason}");
         }
     }
 }

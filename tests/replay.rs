@@ -128,7 +128,7 @@ fn scores_mark_the_confirmation_row() {
 
     assert_eq!(summary.confirmed().count(), 1, "{summary_text}");
     assert!(
-        summary_text.contains("1 confirmed anomalies"),
+        summary_text.contains("1 confirmed anomaly\n"),
         "{summary_text}"
     );
     let scores = fs::read_to_string(dir.path().join("scores.csv")).expect("scores written");
@@ -218,8 +218,11 @@ fn scores_rejected_for_ndjson() {
 #[test]
 fn invalid_flags_rejected() {
     type Change = fn(&mut ReplayArgs);
-    let cases: [(Change, &str); 4] = [
+    let cases: [(Change, &str); 7] = [
         (|a| a.sensitivity = Some(0.0), "--sensitivity"),
+        (|a| a.system = "Bad".into(), "--system"),
+        (|a| a.healthcheck = "web check".into(), "--healthcheck"),
+        (|a| a.field = "collectors.Bad.value".into(), "--field"),
         (|a| a.confirmation_window = Some(0), "--confirmation-window"),
         (
             |a| a.baseline_window = Some("2w".into()),

@@ -445,11 +445,17 @@ async fn non_loopback_listening_needs_a_token() {
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
         .await
         .expect("bind");
-    let options = ServeOptions::new(temp.path());
+    let data_dir = temp.path().join("data");
+    let options = ServeOptions::new(&data_dir);
     let outcome = within(run(listener, options, std::future::pending())).await;
     let error = outcome.expect_err("refused without a token");
     assert!(matches!(error, ServeError::TokenRequired(_)), "{error}");
     assert!(error.to_string().contains("ANOMALYD_TOKEN"), "{error}");
+    assert!(
+        !data_dir.exists(),
+        "the refused start created {}",
+        data_dir.display()
+    );
 }
 
 /// Sends a GET and returns the raw head and body.

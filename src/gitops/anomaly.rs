@@ -235,7 +235,12 @@ pub(crate) fn read_override(node: &Node, path: &str, issues: &mut Issues) -> Opt
         enabled: fields.bool("enabled", issues),
         direction: read_direction(&mut fields, "direction", issues),
         sensitivity: fields.number("sensitivity", issues),
-        confirmation_window: fields.integer("confirmationWindow", 1, issues),
+        confirmation_window: fields.integer_in(
+            "confirmationWindow",
+            1,
+            crate::engine::defaults::MAX_CONFIRMATION_WINDOW,
+            issues,
+        ),
         drift_enabled: fields.bool("driftEnabled", issues),
         drift_threshold: fields.number("driftThreshold", issues),
         min_absolute_delta: fields.number("minAbsoluteDelta", issues),

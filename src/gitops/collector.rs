@@ -79,7 +79,12 @@ fn read_field(name: &str, node: &Node, path: &str, issues: &mut Issues) -> Optio
         enabled: fields.bool("x-anomaly-enabled", issues),
         direction: read_direction(&mut fields, "x-anomaly-direction", issues),
         sensitivity: fields.number("x-anomaly-sensitivity", issues),
-        confirmation_window: fields.integer("x-anomaly-confirmation-window", 1, issues),
+        confirmation_window: fields.integer_in(
+            "x-anomaly-confirmation-window",
+            1,
+            crate::engine::defaults::MAX_CONFIRMATION_WINDOW,
+            issues,
+        ),
         drift_enabled: fields.bool("x-anomaly-drift-enabled", issues),
         drift_threshold: fields.number("x-anomaly-drift-threshold", issues),
         min_absolute_delta: fields.number("x-anomaly-min-absolute-delta", issues),

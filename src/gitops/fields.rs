@@ -150,8 +150,19 @@ impl<'a> Fields<'a> {
 
     /// Reads an integer of at least `min`, naming the allowed range on error.
     pub fn integer(&mut self, key: &str, min: u32, issues: &mut Issues) -> Option<u32> {
+        self.integer_in(key, min, u32::MAX, issues)
+    }
+
+    /// Reads an integer from `min` to `max`, both included.
+    pub fn integer_in(
+        &mut self,
+        key: &str,
+        min: u32,
+        max: u32,
+        issues: &mut Issues,
+    ) -> Option<u32> {
         let node = self.take(key)?;
-        as_integer(node, &self.child(key), min, issues)
+        as_integer(node, &self.child(key), min, max, issues)
     }
 
     pub fn number(&mut self, key: &str, issues: &mut Issues) -> Option<f64> {
@@ -209,14 +220,27 @@ pub(crate) fn as_list<'a>(node: &'a Node, path: &str, issues: &mut Issues) -> Op
     }
 }
 
-pub(crate) fn as_integer(node: &Node, path: &str, min: u32, issues: &mut Issues) -> Option<u32> {
+/// Reads an integer from `min` to `max`. The error names the whole range when `max` is a real
+/// bound or the value is above it, and only the minimum otherwise.
+pub(crate) fn as_integer(
+    node: &Node,
+    path: &str,
+    min: u32,
+    max: u32,
+    issues: &mut Issues,
+) -> Option<u32> {
     let value = match node.value {
-        NodeValue::Int(i) => u32::try_from(i).ok().filter(|v| *v >= min),
+        NodeValue::Int(i) => u32::try_from(i).ok().filter(|v| (min..=max).contains(v)),
         _ => None,
     };
     if value.is_none() {
         let found = describe(&node.value);
-        let message = format!("expected an integer of at least {min}, found {found}");
+        let too_large = matches!(node.value, NodeValue::Int(i) if i > i64::from(max));
+        let message = if max < u32::MAX || too_large {
+            format!("expected an integer from {min} to {max}, found {found}")
+        } else {
+            format!("expected an integer of at least {min}, found {found}")
+        };
         issues.error(node.at, path, message);
     }
     value

@@ -33,8 +33,9 @@ pub fn check_write<B>(req: &http::Request<B>, token: Option<&Secret>) -> Result<
     }
 }
 
-/// Returns the token of the `Authorization: Bearer` header, trimmed. A missing header, or one
-/// of another scheme, is rejected with a message that says so.
+/// Returns the token of the `Authorization: Bearer` header, trimmed, with the scheme name in any
+/// case. A missing header, or one of another scheme, is rejected with a message that names the
+/// problem.
 fn bearer_token<B>(req: &http::Request<B>) -> Result<&str, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized(
@@ -51,7 +52,11 @@ fn bearer_token<B>(req: &http::Request<B>) -> Result<&str, ApiError> {
         )
     };
     let text = value.to_str().map_err(|_| scheme_error())?;
-    let token = text.strip_prefix("Bearer ").ok_or_else(scheme_error)?;
+    // Scheme names are case-insensitive (RFC 7235, section 2.1), so `bearer` is accepted too.
+    let (scheme, token) = text.trim_start().split_once(' ').ok_or_else(scheme_error)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(scheme_error());
+    }
     Ok(token.trim())
 }
 

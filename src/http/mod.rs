@@ -222,9 +222,17 @@ async fn metrics(state: &AppState) -> Result<Response, ApiError> {
         .expect("a response with a valid status and header builds"))
 }
 
+/// Parses the anomaly id of a path. An id that is not a whole number is a malformed request
+/// (400), not a missing anomaly (404).
 fn parse_id(text: &str) -> Result<u64, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::NotFound(format!("anomaly id {text:?} is not a number")))
+    text.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid-id",
+            format!(
+                "invalid anomaly id {text:?}: use the whole number in the id of an anomaly from                  GET /api/v1/anomalies"
+            ),
+        )
+    })
 }
 
 /// Builds a JSON response.

@@ -79,7 +79,7 @@ pub async fn deliveries(
     req: http::Request<Incoming>,
     state: &AppState,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(req.uri().query());
+    let q = Query::parse_allowed(req.uri().query(), &["state", "notifier", "limit"])?;
     let filter = DeliveryFilter {
         state: delivery_state(&q)?,
         notifier: q.text("notifier"),
@@ -163,37 +163,67 @@ struct MuteBody {
 }
 
 /// Reads a mute from the JSON body, or from the `system` and `field` query parameters when the
-/// body is empty.
+/// body is empty. Every invalid value is listed in one 400 reply, and nothing is stored.
 async fn read_mute(req: http::Request<Incoming>, state: &AppState) -> Result<Mute, ApiError> {
-    let q = Query::parse(req.uri().query());
+    let q = Query::parse_allowed(req.uri().query(), &["system", "field"])?;
+    let method = req.method().clone();
     let body = read_body(req.into_body(), MAX_MUTE_BODY_BYTES, state).await?;
-    let (system, field) = if body.iter().all(u8::is_ascii_whitespace) {
-        (q.required("system")?, q.text("field"))
-    } else {
+    let (system, field) = if !body.iter().all(u8::is_ascii_whitespace) {
         let parsed: MuteBody = serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(
                 "invalid-mute",
                 format!(
-                    "expected {{\"system\": \"...\", \"field\": \"...\"}} with field optional: {e}"
+                    "request body is not a valid mute: {e}; send {MUTE_SHAPE} with field optional"
                 ),
             )
         })?;
         (parsed.system, parsed.field.filter(|f| !f.is_empty()))
-    };
-    if system.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid-mute",
-            "system must not be empty",
-        ));
-    }
-    // A bare field name would never match a series, so only the canonical path is accepted.
-    if let Some(field) = &field
-        && crate::detector::split_field_path(field).is_none()
-    {
-        let message = format!(
-            "field {field:?} is not a canonical path; write collectors.<collector id>.<field>"
-        );
+    } else if let Some(system) = q.text("system") {
+        (system, q.text("field"))
+    } else {
+        let message = if method == http::Method::DELETE {
+            format!(
+                "request has no mute: send {MUTE_SHAPE} as the body, or \
+                 ?system=<name>&field=<path> in the query"
+            )
+        } else {
+            format!("request body is missing: send {MUTE_SHAPE} with field optional")
+        };
         return Err(ApiError::bad_request("invalid-mute", message));
-    }
+    };
+    check_mute(&system, field.as_deref())?;
     Ok(Mute { system, field })
+}
+
+/// The JSON shape of a mute, for error messages.
+const MUTE_SHAPE: &str = r#"{"system": "<name>", "field": "collectors.<collector id>.<field>"}"#;
+
+/// Checks a mute's names with the rules of the results API. A bare field name would never match
+/// a series, so only the canonical path is accepted.
+fn check_mute(system: &str, field: Option<&str>) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    if let Err(reason) = crate::ingest::check_name(system) {
+        problems.push(("system", format!("system {reason}")));
+    }
+    if let Some(field) = field
+        && let Err(reason) = crate::series::check_field_path(field)
+    {
+        problems.push(("field", reason));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = problems
+        .iter()
+        .map(|(_, reason)| reason.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::BadRequest {
+        code: "invalid-mute",
+        message: format!("invalid mute, nothing was stored: {message}"),
+        details: problems
+            .iter()
+            .map(|(key, reason)| serde_json::json!({"field": key, "reason": reason}))
+            .collect(),
+    })
 }

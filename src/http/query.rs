@@ -22,17 +22,68 @@ impl Query {
         Self(pairs.collect())
     }
 
-    pub fn text(&self, name: &str) -> Option<String> {
-        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    /// Parses a query string and rejects, with 400, any parameter not in `allowed`, so a
+    /// misspelt filter fails instead of being ignored. The error lists the allowed names.
+    pub fn parse_allowed(raw: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
+        let query = Self::parse(raw);
+        let mut unknown: Vec<&str> = query
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !allowed.contains(name))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(query);
+        }
+        unknown.sort_unstable();
+        let noun = if unknown.len() == 1 {
+            "parameter"
+        } else {
+            "parameters"
+        };
+        let accepted = if allowed.is_empty() {
+            "this endpoint takes no query parameters".to_owned()
+        } else {
+            format!("this endpoint accepts {}", allowed.join(", "))
+        };
+        Err(ApiError::bad_request(
+            "unknown-parameter",
+            format!("unknown query {noun} {}: {accepted}", unknown.join(", ")),
+        ))
     }
 
-    pub fn required(&self, name: &str) -> Result<String, ApiError> {
-        self.text(name).ok_or_else(|| {
-            ApiError::bad_request(
-                "missing-parameter",
-                format!("missing query parameter {name}: add {name}=<value> to the query"),
-            )
-        })
+    /// Returns a system, healthcheck or environment name, checked with the rules of the results
+    /// API, so a filter that could never match is a 400 rather than an empty list.
+    pub fn name(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        crate::ingest::check_name(&text).map_err(|reason| invalid(name, &reason))?;
+        Ok(Some(text))
+    }
+
+    /// Returns a canonical field path `collectors.<collector id>.<field>`, checked with the
+    /// rules of the results API.
+    pub fn field_path(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        crate::series::check_field_path(&text).map_err(|reason| invalid(name, &reason))?;
+        Ok(Some(text))
+    }
+
+    /// Like [`Query::name`], for a parameter that must be present.
+    pub fn required_name(&self, name: &str) -> Result<String, ApiError> {
+        self.name(name)?.ok_or_else(|| missing(name))
+    }
+
+    /// Like [`Query::field_path`], for a parameter that must be present.
+    pub fn required_field_path(&self, name: &str) -> Result<String, ApiError> {
+        self.field_path(name)?.ok_or_else(|| missing(name))
+    }
+
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
     }
 
     /// Parses a whole number from 1 to `max`, or returns `default` when the parameter is
@@ -93,6 +144,20 @@ impl Query {
     }
 }
 
+fn missing(name: &str) -> ApiError {
+    ApiError::bad_request(
+        "missing-parameter",
+        format!("missing query parameter {name}: add {name}=<value> to the query"),
+    )
+}
+
+fn invalid(name: &str, reason: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid-parameter",
+        format!("invalid query parameter {name}: {reason}"),
+    )
+}
+
 /// Percent-decodes one query component; `+` is a space.
 fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -137,6 +202,39 @@ mod tests {
             ApiError::BadRequest { message, .. } => message,
             other => panic!("expected 400, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn unknown_parameters_rejected() {
+        let allowed = ["system", "limit"];
+        let ok = Query::parse_allowed(Some("system=shop&limit=3"), &allowed);
+        assert!(ok.is_ok());
+        let typo =
+            message(Query::parse_allowed(Some("sytem=shop&zz=1"), &allowed).expect_err("typo"));
+        assert!(
+            typo.contains("unknown query parameters sytem, zz"),
+            "{typo}"
+        );
+        assert!(typo.contains("accepts system, limit"), "{typo}");
+        let none = message(Query::parse_allowed(Some("x=1"), &[]).expect_err("none"));
+        assert!(none.contains("takes no query parameters"), "{none}");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let q = Query::parse(Some(
+            "system=Bad!&healthcheck=web&field=collectors.a.b&bare=b",
+        ));
+        let bad = message(q.name("system").expect_err("Bad!"));
+        assert!(bad.contains("invalid query parameter system"), "{bad}");
+        assert_eq!(
+            q.name("healthcheck").expect("valid").as_deref(),
+            Some("web")
+        );
+        assert_eq!(q.name("absent").expect("absent"), None);
+        assert!(q.field_path("field").is_ok());
+        assert!(q.field_path("bare").is_err());
+        assert!(q.required_name("absent").is_err());
     }
 
     #[test]

@@ -29,13 +29,38 @@ struct AnomalyList {
     next_cursor: Option<String>,
 }
 
-fn series_filter(q: &Query) -> SeriesFilter {
-    SeriesFilter {
-        system: q.text("system"),
-        healthcheck: q.text("healthcheck"),
-        environment: q.text("environment"),
-        field: q.text("field"),
-    }
+/// Query parameters that select series.
+const SERIES_PARAMETERS: &[&str] = &["system", "healthcheck", "environment", "field"];
+/// Query parameters of `GET /api/v1/anomalies`.
+const ANOMALY_PARAMETERS: &[&str] = &[
+    "system",
+    "healthcheck",
+    "environment",
+    "field",
+    "state",
+    "kind",
+    "suppression",
+    "limit",
+    "cursor",
+];
+/// Query parameters of `GET /api/v1/series/samples`.
+const SAMPLE_PARAMETERS: &[&str] = &[
+    "system",
+    "healthcheck",
+    "environment",
+    "field",
+    "from",
+    "to",
+    "limit",
+];
+
+fn series_filter(q: &Query) -> Result<SeriesFilter, ApiError> {
+    Ok(SeriesFilter {
+        system: q.name("system")?,
+        healthcheck: q.name("healthcheck")?,
+        environment: q.name("environment")?,
+        field: q.field_path("field")?,
+    })
 }
 
 fn suppression(q: &Query) -> Result<SuppressionFilter, ApiError> {
@@ -74,9 +99,9 @@ pub async fn anomalies(
     req: http::Request<Incoming>,
     state: &AppState,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(req.uri().query());
+    let q = Query::parse_allowed(req.uri().query(), ANOMALY_PARAMETERS)?;
     let query = AnomalyQuery {
-        series: series_filter(&q),
+        series: series_filter(&q)?,
         state: q.enumerated("state", STATE_NAMES)?,
         kind: q.enumerated("kind", KIND_NAMES)?,
         suppression: suppression(&q)?,
@@ -113,7 +138,7 @@ pub async fn baselines(
     req: http::Request<Incoming>,
     state: &AppState,
 ) -> Result<Response, ApiError> {
-    let filter = series_filter(&Query::parse(req.uri().query()));
+    let filter = series_filter(&Query::parse_allowed(req.uri().query(), SERIES_PARAMETERS)?)?;
     let store = state.store.clone();
     let entries = blocking(move || Ok(read::series(store.database(), &filter)?)).await?;
     let views: Vec<BaselineView> = entries
@@ -127,7 +152,7 @@ pub async fn baselines(
 }
 
 pub async fn series(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
-    let filter = series_filter(&Query::parse(req.uri().query()));
+    let filter = series_filter(&Query::parse_allowed(req.uri().query(), SERIES_PARAMETERS)?)?;
     let store = state.store.clone();
     let entries = blocking(move || Ok(read::series(store.database(), &filter)?)).await?;
     let config = state.config.borrow().clone();
@@ -146,12 +171,12 @@ pub async fn series(req: http::Request<Incoming>, state: &AppState) -> Result<Re
 }
 
 pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
-    let q = Query::parse(req.uri().query());
+    let q = Query::parse_allowed(req.uri().query(), SAMPLE_PARAMETERS)?;
     let key = SeriesKey {
-        system: q.required("system")?,
-        healthcheck: q.required("healthcheck")?,
-        environment: q.text("environment"),
-        field_path: q.required("field")?,
+        system: q.required_name("system")?,
+        healthcheck: q.required_name("healthcheck")?,
+        environment: q.name("environment")?,
+        field_path: q.required_field_path("field")?,
     };
     let from = q.time("from")?.unwrap_or(Timestamp::from_millis(i64::MIN));
     let to = q.time("to")?.unwrap_or(Timestamp::from_millis(i64::MAX));

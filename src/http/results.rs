@@ -8,7 +8,8 @@ use tokio::sync::Semaphore;
 use super::{AppState, Response, blocking, json_response, read_body};
 use crate::clock::{Clock, SystemClock};
 use crate::http::ApiError;
-use crate::ingest::{self, Framing, MAX_BODY_BYTES};
+use crate::ingest::{self, Framing, IngestError, MAX_BODY_BYTES};
+use crate::series::CheckResult;
 
 /// Result bodies that may be in memory at once, counted at the maximum body size. Requests past
 /// the budget wait for a body ahead of them to be parsed, so many large concurrent requests
@@ -37,10 +38,37 @@ pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Resp
         .await
         .map_err(|_| ApiError::Internal("result body budget closed".into()))?;
     let body = read_body(req.into_body(), MAX_BODY_BYTES, state).await?;
-    let results = blocking(move || Ok(ingest::parse(&body, framing)?)).await?;
+    if body.starts_with(UTF8_BOM) {
+        return Err(ApiError::bad_request(
+            "malformed-json",
+            "request body starts with a UTF-8 byte order mark; save it without one",
+        ));
+    }
+    let results = blocking(move || parse(&body, framing)).await?;
     ingest::check_not_ahead(&results, SystemClock.now())?;
     let counts = state.writer.ingest(results).await?;
     Ok(json_response(StatusCode::OK, &counts))
+}
+
+/// The UTF-8 encoding of U+FEFF, which some editors write at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Parses a body. A JSON body with more after its first value is often NDJSON sent with the
+/// wrong content type, so that syntax error gets a hint.
+fn parse(body: &[u8], framing: Framing) -> Result<Vec<CheckResult>, ApiError> {
+    match ingest::parse(body, framing) {
+        Err(IngestError::Syntax(reason)) if reason.starts_with("trailing characters") => {
+            let error = IngestError::Syntax(reason);
+            Err(ApiError::bad_request(
+                "malformed-json",
+                format!(
+                    "{error}; to send one result per line, send Content-Type: \
+                     application/x-ndjson"
+                ),
+            ))
+        }
+        other => Ok(other?),
+    }
 }
 
 fn framing(req: &http::Request<Incoming>) -> Framing {

@@ -244,12 +244,15 @@ pub async fn effective(
     req: http::Request<Incoming>,
     state: &AppState,
 ) -> Result<Response, ApiError> {
-    let q = Query::parse(req.uri().query());
+    let q = Query::parse_allowed(
+        req.uri().query(),
+        &["system", "healthcheck", "environment", "field"],
+    )?;
     let key = SeriesKey {
-        system: q.required("system")?,
-        healthcheck: q.required("healthcheck")?,
-        environment: q.text("environment"),
-        field_path: q.required("field")?,
+        system: q.required_name("system")?,
+        healthcheck: q.required_name("healthcheck")?,
+        environment: q.name("environment")?,
+        field_path: q.required_field_path("field")?,
     };
     let Some((collector, field)) = split_field_path(&key.field_path) else {
         return Err(ApiError::bad_request(

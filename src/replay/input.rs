@@ -84,8 +84,20 @@ fn parse_csv_row(line: usize, text: &str, series: &CsvSeries) -> Result<InputRow
 
 /// Parses `YYYY-MM-DD HH:MM:SS` (fractional seconds allowed) as a UTC time.
 fn parse_civil_utc(text: &str) -> Result<Timestamp, String> {
-    let civil: jiff::civil::DateTime = text.parse().map_err(|error| {
-        format!("invalid timestamp `{text}`, expected YYYY-MM-DD HH:MM:SS: {error}")
+    let civil: jiff::civil::DateTime = text.parse().map_err(|_| {
+        // An RFC 3339 time with a zone parses as an instant but not as a civil time, and the
+        // library's message for that case only suits programmers.
+        if text.parse::<jiff::Timestamp>().is_ok() {
+            format!(
+                "timestamp `{text}` has a UTC offset or zone; write it in UTC without one, as \
+                 YYYY-MM-DD HH:MM:SS, such as 2014-02-14 14:30:00"
+            )
+        } else {
+            format!(
+                "invalid timestamp `{text}`: expected YYYY-MM-DD HH:MM:SS in UTC, such as \
+                 2014-02-14 14:30:00"
+            )
+        }
     })?;
     let instant = jiff::tz::TimeZone::UTC
         .to_timestamp(civil)
@@ -186,6 +198,17 @@ mod tests {
                 2,
                 "expected 2 columns",
             ),
+            (
+                "2014-02-14T14:30:00Z,1\n",
+                1,
+                "has a UTC offset or zone; write it in UTC without one, as YYYY-MM-DD HH:MM:SS, \
+                 such as 2014-02-14 14:30:00",
+            ),
+            (
+                "2014-02-14 25:30:00,1\n",
+                1,
+                "expected YYYY-MM-DD HH:MM:SS in UTC, such as 2014-02-14 14:30:00",
+            ),
         ];
         for (text, line, reason) in cases {
             let error = parse_csv(text, &csv_series()).expect_err(text);
@@ -198,6 +221,7 @@ mod tests {
             };
             assert_eq!(*got, line, "{text}");
             assert!(message.contains(reason), "{message}");
+            assert!(!message.contains("jiff"), "{message}");
             assert!(
                 error.to_string().contains(&format!("line {line}")),
                 "{error}"

@@ -49,6 +49,8 @@ pub enum ReplayError {
         path: PathBuf,
         expected: &'static str,
     },
+    #[error("{path} starts with a UTF-8 byte order mark; save it without one")]
+    ByteOrderMark { path: PathBuf },
     #[error("{path} has a header but no rows: add `timestamp,value` rows below the header")]
     HeaderOnly { path: PathBuf },
     #[error(
@@ -162,6 +164,11 @@ pub fn run(args: &ReplayArgs, summary_out: &mut dyn Write) -> Result<ReplaySumma
         path: args.input.clone(),
         source,
     })?;
+    if text.starts_with('\u{FEFF}') {
+        return Err(ReplayError::ByteOrderMark {
+            path: args.input.clone(),
+        });
+    }
     let rows = match format {
         InputFormat::Csv => parse_csv(&text, &csv_series(args)?)?,
         InputFormat::Ndjson => parse_ndjson(&text)?,
@@ -285,7 +292,17 @@ fn format_of(path: &Path) -> InputFormat {
     }
 }
 
+/// Builds the CSV series from the flags, whose names must pass the checks that the results API
+/// applies, so a replay never accepts a series that `serve` would reject.
 fn csv_series(args: &ReplayArgs) -> Result<CsvSeries, ReplayError> {
+    for (flag, name) in [("system", &args.system), ("healthcheck", &args.healthcheck)] {
+        crate::ingest::check_name(name)
+            .map_err(|reason| ReplayError::InvalidFlag { flag, reason })?;
+    }
+    crate::series::check_field_path(&args.field).map_err(|reason| ReplayError::InvalidFlag {
+        flag: "field",
+        reason,
+    })?;
     let (collector_id, field) =
         detector::split_field_path(&args.field).ok_or_else(|| ReplayError::InvalidFlag {
             flag: "field",

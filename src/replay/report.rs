@@ -87,18 +87,26 @@ impl fmt::Display for ReplaySummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "replayed {} rows: {} samples, {} invalid, {} unhealthy, {} analyzer runs",
-            self.rows,
-            self.samples,
+            "replayed {}: {}, {} invalid, {} unhealthy, {}",
+            counted(self.rows, "row", "rows"),
+            counted(self.samples as usize, "sample", "samples"),
             self.invalid_samples,
             self.unhealthy_samples,
-            self.analyzer_runs
+            counted(self.analyzer_runs as usize, "analyzer run", "analyzer runs"),
         )?;
         writeln!(
             f,
-            "{} suspicious episodes, {} confirmed anomalies",
-            self.suspicious_episodes(),
-            self.confirmed().count()
+            "{}, {}",
+            counted(
+                self.suspicious_episodes(),
+                "suspicious episode",
+                "suspicious episodes"
+            ),
+            counted(
+                self.confirmed().count(),
+                "confirmed anomaly",
+                "confirmed anomalies"
+            ),
         )?;
         for episode in self.confirmed() {
             writeln!(f, "{episode}")?;
@@ -127,6 +135,14 @@ impl fmt::Display for Episode {
             Some(at) => write!(f, "recovered {}", rfc3339(at)),
             None => f.write_str("still open"),
         }
+    }
+}
+
+/// Formats a count with the noun form that agrees with it, for example `1 row` or `2 rows`.
+fn counted(count: usize, singular: &str, plural: &str) -> String {
+    match count {
+        1 => format!("1 {singular}"),
+        count => format!("{count} {plural}"),
     }
 }
 
@@ -276,6 +292,38 @@ mod tests {
             let score = confirmation_score(deviation);
             assert!((score - expected).abs() < 1e-3, "{deviation} gave {score}");
         }
+    }
+
+    #[test]
+    fn summary_counts_agree_in_number() {
+        let one = ReplaySummary {
+            rows: 1,
+            samples: 1,
+            analyzer_runs: 1,
+            ..ReplaySummary::default()
+        };
+        let text = one.to_string();
+        assert!(
+            text.starts_with("replayed 1 row: 1 sample, 0 invalid, 0 unhealthy, 1 analyzer run\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0 suspicious episodes, 0 confirmed anomalies\n"),
+            "{text}"
+        );
+        let two = ReplaySummary {
+            rows: 2,
+            samples: 2,
+            analyzer_runs: 2,
+            ..ReplaySummary::default()
+        };
+        let text = two.to_string();
+        assert!(
+            text.starts_with(
+                "replayed 2 rows: 2 samples, 0 invalid, 0 unhealthy, 2 analyzer runs\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

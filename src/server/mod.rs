@@ -133,16 +133,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     crate::metrics::note_start();
-    if let Some(dir) = &options.config_dir {
-        check_config_dir(dir)?;
-    }
     let addr = listener.local_addr().map_err(ServeError::Listener)?;
-    let dir = options.data_dir.clone();
-    let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
-    let events = Arc::new(EventHub::default());
+    // Options are checked before the data file is opened, so a rejected start leaves nothing
+    // behind on disk.
     if options.token.is_none() && !addr.ip().is_loopback() {
         return Err(ServeError::TokenRequired(addr));
     }
+    if let Some(dir) = &options.config_dir {
+        check_config_dir(dir)?;
+    }
+    let dir = options.data_dir.clone();
+    let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&dir)).await??);
+    let events = Arc::new(EventHub::default());
     let (watching, base) = open_config(&options, &store).await?;
     let database_store = store.clone();
     let api =
