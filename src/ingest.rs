@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value as Json};
 
 use crate::engine::{Timestamp, Value};
-use crate::series::{CheckResult, FieldValue, Status};
+use crate::series::{CheckResult, FieldValue, MAX_FIELD_LEN, Status, is_field_name};
 
 /// Maximum request body size, in bytes.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -23,8 +23,6 @@ pub const MAX_RESULT_BYTES: usize = 512 << 10;
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Maximum length of a system, healthcheck or environment name.
 const MAX_NAME_LEN: usize = 63;
-/// Maximum length of a field name inside a collector.
-const MAX_FIELD_LEN: usize = 128;
 /// Maximum number of problems listed in one reply. The message still counts every invalid result.
 const MAX_PROBLEMS: usize = 100;
 
@@ -544,10 +542,7 @@ fn check_collector_id(id: &str) -> Result<(), String> {
 }
 
 fn field_value(field: &str, value: &Json) -> Result<Value, String> {
-    let name_ok = field
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if field.is_empty() || field.len() > MAX_FIELD_LEN || !name_ok {
+    if !is_field_name(field) {
         return Err(format!(
             "field name {field:?} must have 1 to {MAX_FIELD_LEN} letters, digits, '_' or '-'"
         ));

@@ -43,9 +43,16 @@ impl FieldValue {
 }
 
 /// Maximum length of a field name inside a collector.
-// NOTE: the results API (`crate::ingest`) applies the same rules to field names; keep the two in
-// step.
-const MAX_FIELD_LEN: usize = 128;
+pub const MAX_FIELD_LEN: usize = 128;
+
+/// Tells whether `field` is a valid field name inside a collector: 1 to [`MAX_FIELD_LEN`]
+/// letters, digits, `_` or `-`.
+pub fn is_field_name(field: &str) -> bool {
+    let chars_ok = field
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    !field.is_empty() && field.len() <= MAX_FIELD_LEN && chars_ok
+}
 
 /// Checks a canonical field path `collectors.<collector id>.<field>` with the rules the results
 /// API applies to collector ids and field names. The error names the path and the broken rule.
@@ -59,10 +66,7 @@ pub fn check_field_path(path: &str) -> Result<(), String> {
         crate::ingest::check_name(part)
             .map_err(|reason| format!("field {path:?} has an invalid collector id: {reason}"))?;
     }
-    let field_ok = field
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if field.is_empty() || field.len() > MAX_FIELD_LEN || !field_ok {
+    if !is_field_name(field) {
         return Err(format!(
             "field {path:?} has an invalid field name {field:?}: use 1 to {MAX_FIELD_LEN} \
              letters, digits, '_' or '-'"
