@@ -74,12 +74,21 @@ impl<'a> Retention<'a> {
     /// Returns whether a series is stale: not seen for more than twice its baseline window, so
     /// its baseline and summaries can go.
     pub fn series_stale(&self, last_seen: Timestamp, window: BaselineWindow) -> bool {
-        last_seen < self.ago_ms(2 * window_hours(window) * HOUR_MS)
+        series_stale_at(self.clock.now(), last_seen, window)
     }
 
     fn ago_ms(&self, ms: i64) -> Timestamp {
         Timestamp::from_millis(self.clock.now().as_millis().saturating_sub(ms))
     }
+}
+
+/// Returns whether a series last seen at `last_seen` is stale at `now`, which means not seen
+/// for more than twice its baseline window.
+pub fn series_stale_at(now: Timestamp, last_seen: Timestamp, window: BaselineWindow) -> bool {
+    let cutoff = now
+        .as_millis()
+        .saturating_sub(2 * window_hours(window) * HOUR_MS);
+    last_seen < Timestamp::from_millis(cutoff)
 }
 
 /// Returns the largest effective baseline window over the given series, or `None` without

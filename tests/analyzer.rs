@@ -3,7 +3,7 @@
 
 mod common;
 
-use anomalyd::analyzer::AnalyzerRun;
+use anomalyd::analyzer::{AnalyzerRun, CloseReason};
 use anomalyd::detector::HourSummary;
 use anomalyd::engine::{
     self, Direction, FieldOverride, Kind, NotificationKind, RowChange, RowDirection, State,
@@ -210,6 +210,49 @@ fn confirmed_drift_recovers_after_two_flat_runs() {
     assert_eq!(counter(&runs[4]), Some(1));
     assert_eq!(state_changes(&runs[5]), [StateChange::Recovered]);
     assert_eq!(notifications(&runs[5]), [NotificationKind::DriftRecovered]);
+}
+
+/// Records a steep ramp as hour `index` and runs the analyzer at the end of that hour.
+fn run_steep_hour(harness: &mut Harness, index: i64) -> AnalyzerRun {
+    let hour = HourSummary {
+        hour_start: Timestamp(index * HOUR_MS),
+        summary: summary(steep()),
+    };
+    harness.history.record(&key(SYSTEM), hour);
+    harness.run_at(Timestamp((index + 1) * HOUR_MS))
+}
+
+#[test]
+fn drift_turned_off_closes_drift_row() {
+    // (drifting runs before drift is turned off, the change of the closing run)
+    let cases = [(1, StateChange::Cleared), (2, StateChange::Recovered)];
+    for (drifting_runs, expected) in cases {
+        let mut harness = Harness::new(config("1h", drift_override(Direction::Deviation)));
+        for index in 0..drifting_runs {
+            assert_eq!(run_steep_hour(&mut harness, index).drift.len(), 1);
+        }
+        harness.config = config(
+            "1h",
+            FieldOverride {
+                drift_enabled: Some(false),
+                ..drift_override(Direction::Deviation)
+            },
+        );
+
+        let run = run_steep_hour(&mut harness, drifting_runs);
+        assert!(run.drift.is_empty(), "{expected:?}: {:?}", run.drift);
+        assert_eq!(run.closed.len(), 1, "{expected:?}");
+        let closed = &run.closed[0];
+        assert_eq!(closed.key, key(SYSTEM));
+        assert_eq!(closed.kind, Kind::Drift);
+        assert_eq!(closed.reason, CloseReason::NoRule);
+        assert_eq!(closed.step.transition.state_change, Some(expected));
+        assert_eq!(closed.step.transition.notification, None);
+        assert_eq!(harness.detector.open_rows().count(), 0, "{expected:?}");
+
+        let next = run_steep_hour(&mut harness, drifting_runs + 1);
+        assert!(next.closed.is_empty(), "{expected:?}: {:?}", next.closed);
+    }
 }
 
 #[test]

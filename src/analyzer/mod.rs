@@ -1,5 +1,6 @@
 //! The hourly analyzer and its schedule. Each run recomputes every series' baseline over its
 //! baseline window from the hourly summaries, installs it in the detector and evaluates drift.
+//! It then closes the open rows that no later step would reach.
 
 mod history;
 mod schedule;
@@ -10,11 +11,12 @@ use serde::Serialize;
 
 use crate::clock::{HOUR_MS, hour_start};
 use crate::config::ConfigSnapshot;
-use crate::detector::{self, Detector, RowStep};
+use crate::detector::{self, Detector, OpenRow, RowStep};
 use crate::engine::{
-    Baseline, BaselineWindow, Direction, DriftReading, EffectiveSettings, FieldType, Summary,
+    Baseline, BaselineWindow, Direction, DriftReading, EffectiveSettings, FieldType, Kind, Summary,
     Timestamp,
 };
+use crate::retention;
 use crate::series::SeriesKey;
 
 pub use history::{History, MemoryHistory};
@@ -38,6 +40,37 @@ pub struct DriftUpdate {
     pub step: RowStep,
 }
 
+/// An open row the run closed because no spike or drift step would reach it again. A
+/// suspicious row was cleared, and a confirmed one recovered without a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedRow {
+    pub key: SeriesKey,
+    pub kind: Kind,
+    pub reason: CloseReason,
+    pub step: RowStep,
+}
+
+/// Reason a run closed an open row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The field no longer has a rule for this kind of row, because the field or its template
+    /// is disabled or the field has no direction. A drift row also has none when drift is off
+    /// or the direction is dominance.
+    NoRule,
+    /// The series was not seen for more than twice its baseline window.
+    SeriesStale,
+}
+
+impl CloseReason {
+    /// Describes the reason for logs.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NoRule => "the field no longer has a rule for this kind of anomaly",
+            Self::SeriesStale => "the series was not seen for twice its baseline window",
+        }
+    }
+}
+
 /// Everything one analyzer run produced, for the caller to persist in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzerRun {
@@ -45,6 +78,8 @@ pub struct AnalyzerRun {
     pub at: Timestamp,
     pub baselines: Vec<BaselineUpdate>,
     pub drift: Vec<DriftUpdate>,
+    /// Open rows the run closed, see [`ClosedRow`].
+    pub closed: Vec<ClosedRow>,
     /// Series the run looked at.
     pub series: usize,
     /// Series with fewer than 24 healthy valid samples in their window; they keep any baseline
@@ -59,8 +94,9 @@ pub struct AnalyzerRun {
 /// For each series it merges the hourly summaries that overlap its baseline window
 /// `(now − window, now]`, the current hour's included, so the window is rounded out to whole
 /// hours. A merge of at least 24 samples becomes the new baseline. Numeric series with drift
-/// enabled then step their drift state machine with that baseline. `ids` must return a unique
-/// id for each drift row inserted.
+/// enabled then step their drift state machine with that baseline. Last, open rows whose field
+/// has no rule or whose series is stale are closed (see [`ClosedRow`]). `ids` must return a
+/// unique id for each drift row inserted.
 pub fn run<H: History>(
     now: Timestamp,
     history: &H,
@@ -74,6 +110,7 @@ pub fn run<H: History>(
         at: now,
         baselines: Vec::new(),
         drift: Vec::new(),
+        closed: Vec::new(),
         series: keys.len(),
         too_few_samples: 0,
         duration: Duration::ZERO,
@@ -81,12 +118,14 @@ pub fn run<H: History>(
     for key in keys {
         analyze_series(&mut run, key, history, config, detector, ids)?;
     }
+    close_stuck_rows(&mut run, config, detector);
     run.duration = started.elapsed();
     tracing::info!(
         at = now.as_millis(),
         series = run.series,
         baselines = run.baselines.len(),
         drift_steps = run.drift.len(),
+        closed_rows = run.closed.len(),
         too_few_samples = run.too_few_samples,
         duration_ms = run.duration.as_millis(),
         "analyzer run finished"
@@ -130,6 +169,54 @@ fn analyze_series<H: History>(
         numeric,
     });
     Ok(())
+}
+
+/// Closes the open rows that no step would move again. A spike row moves only when a sample of
+/// its series is evaluated, and a drift row only when the run computes a baseline for it, so
+/// neither moves once its field has no rule or its series stops reporting. Closing the rows of
+/// a silent series also lets retention forget that series.
+fn close_stuck_rows(run: &mut AnalyzerRun, config: &ConfigSnapshot, detector: &mut Detector) {
+    let stuck: Vec<(SeriesKey, Kind, CloseReason)> = detector
+        .open_rows()
+        .filter_map(|open| {
+            let reason = stuck_reason(run.at, config, detector, open)?;
+            Some((open.key.clone(), open.row.kind, reason))
+        })
+        .collect();
+    for (key, kind, reason) in stuck {
+        if let Some(step) = detector.close_row(&key, kind, run.at) {
+            run.closed.push(ClosedRow {
+                key,
+                kind,
+                reason,
+                step,
+            });
+        }
+    }
+}
+
+/// Returns why no step will reach an open row again, or `None` while one still can.
+fn stuck_reason(
+    now: Timestamp,
+    config: &ConfigSnapshot,
+    detector: &Detector,
+    open: OpenRow<'_>,
+) -> Option<CloseReason> {
+    let settings = detector::effective_settings(config, open.key);
+    let rule = settings.rule();
+    let has_rule = match open.row.kind {
+        Kind::Spike => rule.is_some(),
+        Kind::Drift => rule.is_some_and(|rule| drift_applies(rule.direction, rule.drift_enabled)),
+    };
+    if !has_rule {
+        return Some(CloseReason::NoRule);
+    }
+    // A series without a last sample is never stale, as for retention.
+    // NOTE: a series that reports only unhealthy results is never stale either, so its open
+    // spike row stays open until a healthy result is evaluated.
+    let last = detector.last_sample(open.key)?;
+    let window = settings.baseline_window.value;
+    retention::series_stale_at(now, last.at, window).then_some(CloseReason::SeriesStale)
 }
 
 /// Merges the summaries overlapping the series' window into a baseline, or `None` below 24

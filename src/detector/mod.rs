@@ -220,6 +220,18 @@ impl Detector {
         self.state_mut(key).step_drift(baseline, rule, now, ids)
     }
 
+    /// Closes an open row of a series that no step will reach again, because its field lost its
+    /// rule or the series went silent. Returns the step, or `None` when the series has no open
+    /// row of that kind.
+    pub(crate) fn close_row(
+        &mut self,
+        key: &SeriesKey,
+        kind: Kind,
+        now: Timestamp,
+    ) -> Option<RowStep> {
+        self.series.get_mut(key)?.close_row(kind, now)
+    }
+
     /// Replaces an open spike or drift row with an updated copy of the same id, for example after
     /// an operator suppressed it. A copy that is no longer open leaves the slot empty. Returns
     /// false, changing nothing, when the series has no open row with that id.
@@ -227,10 +239,7 @@ impl Detector {
         let Some(state) = self.series.get_mut(key) else {
             return false;
         };
-        let slot = match row.kind {
-            Kind::Spike => &mut state.spike_row,
-            Kind::Drift => &mut state.drift_row,
-        };
+        let slot = state.row_slot(row.kind);
         if slot.as_ref().is_none_or(|open| open.id != row.id) {
             return false;
         }

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::hour_start;
 use crate::engine::{
-    self, Anomaly, Baseline, DriftReading, Outcome, RowChange, Rule, Sample, SpikeContext, State,
-    Summary, Timestamp, Transition, Value,
+    self, Anomaly, Baseline, DriftReading, Kind, Outcome, RowChange, Rule, Sample, SpikeContext,
+    State, Summary, Timestamp, Transition, Value,
 };
 
 /// Running statistics of one UTC hour of a series.
@@ -134,6 +134,26 @@ impl SeriesState {
             anomaly,
         };
         (reading, step)
+    }
+
+    /// Closes the open row of `kind` (see [`engine::close_row`]). Returns `None` when there is
+    /// none.
+    pub fn close_row(&mut self, kind: Kind, now: Timestamp) -> Option<RowStep> {
+        let slot = self.row_slot(kind);
+        let transition = engine::close_row(slot.as_deref()?, now);
+        let anomaly = apply_row_change(slot, &transition.row);
+        Some(RowStep {
+            transition,
+            anomaly,
+        })
+    }
+
+    /// Returns the slot of the open spike or drift row.
+    pub fn row_slot(&mut self, kind: Kind) -> &mut Option<Box<Anomaly>> {
+        match kind {
+            Kind::Spike => &mut self.spike_row,
+            Kind::Drift => &mut self.drift_row,
+        }
     }
 }
 

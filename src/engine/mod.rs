@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod catalogue;
+mod close;
 mod drift;
 #[cfg(test)]
 mod fixtures;
@@ -20,6 +21,7 @@ mod spike;
 mod stats;
 
 pub use catalogue::{Catalogue, CatalogueError, CollectorSchema, FieldAnnotations};
+pub use close::close_row;
 pub use drift::{DRIFT_CONFIRMATION_THRESHOLD, STABLE_DRIFT_RUN_COUNT, step_drift};
 pub use rules::{
     DOMINANCE_BASE_SHARE, DOMINANCE_MAX_SHARE, MAX_SAMPLE_MAGNITUDE, SIGMA_MULTIPLIER, Triggers,

@@ -212,6 +212,9 @@ impl Recorder {
         for drift in &run.drift {
             self.step(&drift.key, Kind::Drift, &drift.step, run.at, row);
         }
+        for closed in &run.closed {
+            self.step(&closed.key, closed.kind, &closed.step, run.at, row);
+        }
     }
 
     fn step(&mut self, key: &SeriesKey, kind: Kind, step: &RowStep, at: Timestamp, row: usize) {

@@ -256,6 +256,7 @@ impl Writer {
         tracing::info!(
             baselines = run.baselines.len(),
             drift_steps = run.drift.len(),
+            closed_rows = run.closed.len(),
             duration_ms = run.duration.as_millis() as u64,
             "analyzer run stored"
         );
@@ -287,6 +288,20 @@ impl Writer {
                     anomaly: AnomalyView::new(&drift.key, row),
                 });
             }
+        }
+        for closed in &run.closed {
+            let id = self.series_id(w, &closed.key)?;
+            store_step(w, group, id, &closed.key, &closed.step)?;
+            tracing::info!(
+                system = %closed.key.system,
+                healthcheck = %closed.key.healthcheck,
+                field = %closed.key.field_path,
+                anomaly_id = closed.step.anomaly.as_ref().map(|row| row.id),
+                kind = ?closed.kind,
+                change = ?closed.step.transition.state_change,
+                reason = closed.reason.message(),
+                "open anomaly closed without a notification"
+            );
         }
         w.set_analyzer_last_run(run.at)?;
         Ok(())
