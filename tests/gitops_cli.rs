@@ -104,3 +104,51 @@ fn check_places_non_utf8_byte() {
     );
     assert!(!stdout.contains(":0:0"), "{stdout}");
 }
+
+#[test]
+fn check_rejects_invalid_notifier_headers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = concat!(
+        "apiVersion: anomalyd.dev/v1\n",
+        "kind: Notifier\n",
+        "metadata:\n",
+        "  name: ops\n",
+        "spec:\n",
+        "  url: http://127.0.0.1:9/hook\n",
+        "  headers:\n",
+        "    Bad Header: x\n",
+        "    X-B: \"line\\nbreak\"\n",
+        "    content-type: text/plain\n",
+        "    Idempotency-Key: fixed\n",
+        "    X-Token: a\n",
+        "    x-token: b\n",
+        "    Host: hooks.internal\n",
+    );
+    std::fs::write(dir.path().join("notify.yaml"), text).expect("write");
+    let output = anomalyd()
+        .arg("check")
+        .arg(dir.path())
+        .env_remove("ANOMALYD_SECRETS_DIR")
+        .output()
+        .expect("run anomalyd check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let expected = [
+        "notify.yaml:8:5: error: spec.headers.Bad Header: invalid HTTP header name \"Bad Header\"",
+        "notify.yaml:9:10: error: spec.headers.X-B: invalid HTTP header value: the value \
+         contains the control character '\\n'",
+        "notify.yaml:10:5: error: spec.headers.content-type: header content-type is set by \
+         anomalyd",
+        "notify.yaml:11:5: error: spec.headers.Idempotency-Key: header Idempotency-Key is set \
+         by anomalyd",
+        "notify.yaml:13:5: error: spec.headers.x-token: header x-token repeats X-Token",
+    ];
+    for line in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+    let errors = stdout.lines().filter(|l| l.contains(": error: ")).count();
+    assert_eq!(errors, expected.len(), "{stdout}");
+}

@@ -197,3 +197,58 @@ fn bad_filter_values_name_the_allowed_ones() {
     let row = &report.documents[0];
     assert_eq!(row.state, DocumentState::Error);
 }
+
+#[test]
+fn invalid_headers_keep_stored_notifier() {
+    let (folder, secrets) = folder_with_secrets();
+    std::fs::write(secrets.path().join("SPLIT_TOKEN"), "first\r\nX-Injected: 1").expect("write");
+    let good = "  headers:\n    Authorization: \"Bearer ${{ secrets.OPS_TOKEN }}\"\n";
+    folder.write("notify.yaml", &notifier("http://127.0.0.1:9/hook", good));
+    let open = || {
+        anomalyd::gitops::Reconciler::open(options(&folder, &secrets), folder.db.clone())
+            .expect("open")
+    };
+    let reconciler = open();
+    let report = reconciler.rescan().expect("rescan");
+    assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+    let before = reconciler.snapshot();
+
+    let bad = concat!(
+        "  headers:\n",
+        "    Bad Header: x\n",
+        "    X-B: \"line\\nbreak\"\n",
+        "    X-Split: \"${{ secrets.SPLIT_TOKEN }}\"\n",
+    );
+    folder.write("notify.yaml", &notifier("http://127.0.0.1:9/hook", bad));
+    let report = reconciler.rescan().expect("rescan");
+    let name = find(&report, "invalid HTTP header name \"Bad Header\"");
+    assert_eq!((name.line, name.column), (8, 5));
+    assert_eq!(name.path, "spec.headers.Bad Header");
+    let value = find(&report, "the value contains the control character '\\n'");
+    assert_eq!((value.line, value.column), (9, 10));
+    assert_eq!(value.path, "spec.headers.X-B");
+    let secret = find(&report, "the value with its secrets resolved contains");
+    assert_eq!(secret.line, 10);
+    assert!(
+        !format!("{report:?}").contains("X-Injected"),
+        "the secret value stays out of the report"
+    );
+    assert_eq!(errors(&report).len(), 3, "{:#?}", report.problems);
+    assert!(!report.changed, "nothing is stored for a rejected document");
+    let row = report
+        .documents
+        .iter()
+        .find(|d| d.file.to_str() == Some("notify.yaml"))
+        .expect("status row of notify.yaml");
+    assert_eq!(row.state, DocumentState::Error);
+    assert!(row.kept_previous);
+    assert_eq!(reconciler.snapshot(), before);
+    drop(reconciler);
+
+    let restarted = open();
+    assert_eq!(restarted.snapshot(), before, "stored state after restart");
+    assert_eq!(
+        restarted.snapshot().notifiers["ops"].headers["Authorization"].expose(),
+        "Bearer token-123"
+    );
+}

@@ -837,3 +837,116 @@ async fn gives_up_after_max_age() {
     server.stop().await;
     receiver.stop();
 }
+
+fn yaml_notifier(name: &str, url: &str) -> String {
+    format!(
+        "apiVersion: anomalyd.dev/v1\nkind: Notifier\nmetadata:\n  name: {name}\nspec:\n  url: \
+         \"{url}\"\n"
+    )
+}
+
+/// Starts the server on a watched config folder with fast retries and the given grace period
+/// for removed notifiers.
+async fn start_watching(
+    data: &tempfile::TempDir,
+    folder: &tempfile::TempDir,
+    grace: Duration,
+) -> TestServer {
+    let config_dir = folder.path().to_path_buf();
+    TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config_dir = Some(config_dir);
+        options.probes = false;
+        options.delivery.backoff_base = Duration::from_millis(50);
+        options.delivery.backoff_max = Duration::from_millis(200);
+        options.delivery.removed_notifier_grace = grace;
+    })
+    .await
+}
+
+/// Polls the deliveries API until a row matches `query` and `accept`.
+async fn wait_row(server: &TestServer, query: &str, accept: impl Fn(&Json) -> bool) -> Json {
+    within(async {
+        loop {
+            if let Some(row) = deliveries(server, query).await.into_iter().find(&accept) {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+fn delivery_failures(metrics: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("anomalyd_delivery_failures_total "))
+        .expect("failures counter");
+    line.split_whitespace()
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("integer")
+}
+
+#[tokio::test]
+async fn removed_notifier_rows_fail() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver.statuses.lock().expect("lock").extend([503; 1000]);
+    let folder = tempfile::tempdir().expect("config dir");
+    let file = folder.path().join("bad-two.yaml");
+    std::fs::write(&file, yaml_notifier("bad-two", &receiver.url())).expect("write");
+    let data = tempfile::tempdir().expect("data dir");
+    let server = start_watching(&data, &folder, Duration::from_millis(500)).await;
+
+    confirm_spike(&server, "shop").await;
+    receiver.next().await;
+    std::fs::remove_file(&file).expect("remove notifier file");
+    let removed = Instant::now();
+
+    let failed = wait_row(&server, "?state=failed", |_| true).await;
+    assert!(
+        removed.elapsed() >= Duration::from_millis(500),
+        "failed before the grace period"
+    );
+    assert_eq!(failed["notifier"], "bad-two");
+    assert_eq!(
+        failed["lastError"],
+        "notifier \"bad-two\" is no longer configured"
+    );
+    assert_eq!(failed["nextAttemptAt"], Json::Null);
+    assert!(failed["finishedAt"].is_string());
+    assert!(deliveries(&server, "?state=pending").await.is_empty());
+    let metrics = server.get("/metrics").await.text();
+    let attempts = failed["attempts"].as_u64().expect("attempts");
+    assert_eq!(delivery_failures(&metrics), attempts, "{metrics}");
+    server.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn briefly_missing_notifier_still_delivers() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    receiver.statuses.lock().expect("lock").extend([503; 1000]);
+    let folder = tempfile::tempdir().expect("config dir");
+    let file = folder.path().join("ops.yaml");
+    let yaml = yaml_notifier("ops", &receiver.url());
+    std::fs::write(&file, &yaml).expect("write");
+    let data = tempfile::tempdir().expect("data dir");
+    let server = start_watching(&data, &folder, Duration::from_secs(30)).await;
+
+    // The receiver fails every request until the notifier is gone.
+    confirm_spike(&server, "shop").await;
+    receiver.next().await;
+    std::fs::remove_file(&file).expect("remove notifier file");
+    let missing = "notifier \"ops\" is no longer configured";
+    wait_row(&server, "?state=pending", |row| row["lastError"] == missing).await;
+
+    // A rewrite that brings it back within the grace period lets the row through.
+    receiver.statuses.lock().expect("lock").clear();
+    std::fs::write(&file, &yaml).expect("rewrite");
+    let delivered = wait_delivered(&server, 1).await;
+    assert_eq!(delivered[0]["notifier"], "ops");
+    assert!(deliveries(&server, "?state=failed").await.is_empty());
+    server.stop().await;
+    receiver.stop();
+}

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use http::{HeaderName, HeaderValue};
+
 use super::envelope::{NotifierRecord, read_string_map};
 use super::fields::{Fields, Issues, as_list, as_string, index};
-use super::node::{Node, Position};
-use super::secrets::SecretSource;
+use super::node::{Node, NodeValue, Position};
+use super::secrets::{SecretSource, find_templates};
 use crate::config::{Importance, Notifier, NotifierFilters, NotifierFormat, Secret, Source};
 use crate::engine::Kind;
 
@@ -28,6 +30,9 @@ pub(crate) fn read(
     let mut fields = Fields::open(spec, "spec", issues)?;
     let url_at = fields.take("url").map_or(fields.at, |n| n.at);
     let url = fields.required_string("url", "the webhook address, http:// or https://", issues);
+    let names_ok = fields
+        .take("headers")
+        .is_none_or(|node| check_header_names(node, issues));
     let headers = read_string_map(&mut fields, "headers", issues).unwrap_or_default();
     let timeout_secs = read_timeout(&mut fields, issues);
     let format = read_format(&mut fields, issues);
@@ -45,7 +50,8 @@ pub(crate) fn read(
         filters: filters?,
         source,
     };
-    check_secrets(&record, url_at, &headers, secrets, issues).then_some(record)
+    let secrets_ok = check_secrets(&record, url_at, &headers, secrets, issues);
+    (names_ok && secrets_ok).then_some(record)
 }
 
 /// Resolves the secrets of a stored notifier into the form the rest of the program uses.
@@ -88,12 +94,100 @@ fn check_secrets(
         }
     }
     for (key, (value, at)) in headers {
-        if let Err(e) = secrets.resolve(value) {
-            issues.error(*at, &format!("spec.headers.{key}"), e.to_string());
+        let path = format!("spec.headers.{key}");
+        match secrets.resolve(value) {
+            Ok(resolved) => ok &= check_header_value(value, &resolved, *at, &path, issues),
+            Err(e) => {
+                issues.error(*at, &path, e.to_string());
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// Headers the delivery worker sets on every request, which a notifier may not set as well.
+/// reqwest appends a notifier's headers to the request, so a second `Content-Type` would be
+/// sent beside `application/json`, and a `Content-Length` or `Transfer-Encoding` would
+/// contradict the body framing that the client writes. A fixed `Idempotency-Key` would make a
+/// receiver drop every notification after the first one as a repeat. `Host` stays allowed:
+/// the client sends the notifier's `Host` in place of its own, which reaches a virtual host
+/// by address.
+const RESERVED_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "idempotency-key",
+];
+
+/// Checks each header name at its key: a valid HTTP field name (RFC 9110 token), not one the
+/// delivery sets itself, and not a case-insensitive repeat of another name.
+fn check_header_names(headers: &Node, issues: &mut Issues) -> bool {
+    let NodeValue::Map(entries) = &headers.value else {
+        // read_string_map reports a headers value that is not a mapping.
+        return true;
+    };
+    let mut ok = true;
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (key, _) in entries {
+        let name = key.text.as_str();
+        let path = format!("spec.headers.{name}");
+        let Ok(parsed) = HeaderName::from_bytes(name.as_bytes()) else {
+            let message = format!(
+                "invalid HTTP header name {name:?}: use letters, digits and !#$%&'*+-.^_`|~ \
+                 only, without spaces or colons"
+            );
+            issues.error(key.at, &path, message);
+            ok = false;
+            continue;
+        };
+        if RESERVED_HEADERS.contains(&parsed.as_str()) {
+            let message = format!(
+                "header {name} is set by anomalyd on every notification and cannot be \
+                 overridden; remove it"
+            );
+            issues.error(key.at, &path, message);
+            ok = false;
+        } else if let Some(first) = seen.insert(parsed.as_str().to_owned(), name) {
+            let message = format!(
+                "header {name} repeats {first}; header names are case-insensitive, so keep one"
+            );
+            issues.error(key.at, &path, message);
             ok = false;
         }
     }
     ok
+}
+
+/// Checks a header value once its secrets are resolved, with the rules of
+/// `http::HeaderValue::from_str`: no control characters other than tab. The message names the
+/// offending character but never the value, which may contain a token.
+fn check_header_value(
+    written: &str,
+    resolved: &str,
+    at: Position,
+    path: &str,
+    issues: &mut Issues,
+) -> bool {
+    if HeaderValue::from_str(resolved).is_ok() {
+        return true;
+    }
+    // HeaderValue::from_str rejects exactly the ASCII control characters other than tab.
+    let found = resolved
+        .chars()
+        .find(|c| c.is_ascii_control() && *c != '\t')
+        .map_or_else(String::new, |c| format!(" {c:?}"));
+    let origin = if find_templates(written).is_empty() {
+        "the value"
+    } else {
+        "the value with its secrets resolved"
+    };
+    let message = format!(
+        "invalid HTTP header value: {origin} contains the control character{found}; header \
+         values may not contain line breaks or control characters other than tab"
+    );
+    issues.error(at, path, message);
+    false
 }
 
 fn read_timeout(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<u32> {

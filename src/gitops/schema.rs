@@ -244,8 +244,11 @@ fn notifier_spec() -> Value {
             },
             "headers": {
                 "type": "object",
+                "propertyNames": { "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" },
                 "additionalProperties": { "type": "string" },
-                "description": "Values may contain ${{ secrets.NAME }}"
+                "description": "HTTP header names and values; values may contain \
+                                ${{ secrets.NAME }}. Content-Type, Content-Length, \
+                                Transfer-Encoding and Idempotency-Key are set by anomalyd."
             },
             "timeoutSeconds": { "type": "integer", "minimum": 1, "maximum": 300, "default": 10 },
             "format": { "enum": ["json", "slack"], "default": "json" },

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -38,6 +38,17 @@ pub struct DeliveryOptions {
     pub max_in_flight: usize,
     /// Requests in flight at once to one notifier, so a slow receiver cannot take every slot.
     pub max_in_flight_per_notifier: usize,
+    /// How long a notifier must stay missing from the configuration before its pending rows
+    /// are marked failed at once, without waiting for `max_age`.
+    ///
+    /// The GitOps layer keeps the previous definition of a file that fails to parse or a
+    /// document that fails validation, so a notifier leaves the configuration only when no
+    /// file defines it. That also happens for a moment when an editor saves by writing a new
+    /// file and renaming it over the old one, or when a file is moved. A grace period measured
+    /// from when the worker first finds the notifier missing covers those cases whatever the
+    /// backoff, which "fail when two retries find it missing" would not, because the retry
+    /// after the first failure comes about a second later.
+    pub removed_notifier_grace: Duration,
 }
 
 impl DeliveryOptions {
@@ -50,6 +61,7 @@ impl DeliveryOptions {
             keep_finished: Duration::from_secs(7 * 24 * 3600),
             max_in_flight: 16,
             max_in_flight_per_notifier: 4,
+            removed_notifier_grace: Duration::from_secs(60),
         }
     }
 
@@ -92,6 +104,9 @@ struct Sent {
     /// Attempts recorded before this one.
     earlier_attempts: u32,
     error: Option<String>,
+    /// How long the notifier had been missing from the configuration when the row was due, or
+    /// `None` when it is configured.
+    missing_for: Option<Duration>,
 }
 
 struct Worker {
@@ -104,6 +119,9 @@ struct Worker {
     /// Rows being sent, with their notifier.
     in_flight: HashMap<u64, String>,
     requests: JoinSet<Finished>,
+    /// Notifiers that pending rows name but the configuration lacks, with when the worker first
+    /// found each one missing. A name leaves the map as soon as a configuration has it again.
+    missing_since: HashMap<String, Instant>,
 }
 
 impl DeliveryWorker {
@@ -126,6 +144,7 @@ impl DeliveryWorker {
             clients: HashMap::new(),
             in_flight: HashMap::new(),
             requests: JoinSet::new(),
+            missing_since: HashMap::new(),
         };
         let task = tokio::spawn(worker.run(wake, stopping));
         Self { stop, task }
@@ -150,6 +169,8 @@ impl Worker {
                 _ = stopping.changed() => break,
                 () = wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                // The pattern disables this branch once the sender is gone.
+                Ok(()) = self.config.changed() => self.forget_configured(),
                 Some(joined) = self.requests.join_next() => match joined {
                     Ok(Finished::Request(sent)) => self.record(sent).await,
                     Ok(Finished::Cooldown(id)) => {
@@ -220,6 +241,14 @@ impl Worker {
         }
     }
 
+    /// Drops the notifiers that the latest configuration has again from `missing_since`, so a
+    /// notifier that returns and is removed once more gets a full grace period.
+    fn forget_configured(&mut self) {
+        let config = self.config.borrow_and_update();
+        self.missing_since
+            .retain(|name, _| !config.notifiers.contains_key(name));
+    }
+
     fn spawn_request(&mut self, id: u64, record: OutboxRecord) {
         self.in_flight.insert(id, record.notifier.clone());
         let notifier = self
@@ -228,6 +257,19 @@ impl Worker {
             .notifiers
             .get(&record.notifier)
             .cloned();
+        let missing_for = match &notifier {
+            Some(_) => {
+                self.missing_since.remove(&record.notifier);
+                None
+            }
+            None => {
+                let since = self
+                    .missing_since
+                    .entry(record.notifier.clone())
+                    .or_insert_with(Instant::now);
+                Some(since.elapsed())
+            }
+        };
         let client = notifier.as_ref().map(|n| self.client(n.timeout_secs));
         let public_url = self.options.public_url.clone();
         self.requests.spawn(async move {
@@ -248,6 +290,7 @@ impl Worker {
                 created_at_ms: record.created_at_ms,
                 earlier_attempts: record.attempts,
                 error: result.err(),
+                missing_for,
             })
         });
     }
@@ -272,9 +315,17 @@ impl Worker {
             ..
         } = sent;
         let at_ms = now_ms();
-        let retry_at_ms = error
-            .as_ref()
-            .and_then(|_| self.retry_at(sent.created_at_ms, sent.earlier_attempts + 1, at_ms));
+        let grace = self.options.removed_notifier_grace;
+        let removed = sent.missing_for.is_some_and(|missing| missing >= grace);
+        let retry_at_ms = match sent.missing_for {
+            _ if error.is_none() || removed => None,
+            // A notifier missing for less than the grace period is tried again no later than
+            // the end of that period, which then either finds it back or fails the row.
+            Some(missing) => self
+                .retry_at(sent.created_at_ms, sent.earlier_attempts + 1, at_ms)
+                .map(|retry| retry.min(at_ms + millis(grace.saturating_sub(missing)))),
+            None => self.retry_at(sent.created_at_ms, sent.earlier_attempts + 1, at_ms),
+        };
         let attempt = Attempt {
             id,
             at_ms,
@@ -287,6 +338,16 @@ impl Worker {
             .record_delivery(attempt.clone(), prune_before_ms)
             .await
         {
+            Ok(Some(DeliveryState::Failed)) if removed => {
+                self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    outbox_id = id,
+                    notifier,
+                    anomaly_id,
+                    error = attempt.error.as_deref().unwrap_or(""),
+                    "notification failed because its notifier was removed"
+                );
+            }
             Ok(Some(state)) => self.count(&attempt, state, &notifier, anomaly_id),
             Ok(None) => {}
             Err(error) => {
