@@ -3,8 +3,9 @@
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::detector::MIN_BASELINE_SAMPLES;
-use crate::engine::{Anomaly, Baseline, Kind, RowDirection, State, Timestamp, Value};
+use crate::engine::{
+    Anomaly, Baseline, Kind, MIN_BASELINE_SAMPLES, RowDirection, State, Timestamp, Value,
+};
 use crate::series::SeriesKey;
 use crate::store::ValueRecord;
 use crate::store::read::{AnomalyEntry, SeriesEntry, StoredSample};

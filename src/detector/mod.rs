@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigSnapshot;
 use crate::engine::{
-    self, Anomaly, Baseline, DriftReading, InvalidReason, Kind, Rule, SchemaField, State, Summary,
-    Timestamp, Transition, Value,
+    self, Anomaly, Baseline, DriftReading, InvalidReason, Kind, MIN_BASELINE_SAMPLES, Rule,
+    SchemaField, State, Summary, Timestamp, Transition, Value,
 };
 use crate::series::{CheckResult, FieldValue, SeriesKey, Status};
 
@@ -24,9 +24,6 @@ pub use settings::{effective_settings, schema_field, split_field_path};
 pub use state::{HourSummary, LastSample, RowStep};
 
 use state::SeriesState;
-
-/// Samples a series needs before its first baseline; the engine refuses smaller baselines too.
-pub const MIN_BASELINE_SAMPLES: u64 = 24;
 
 /// Treatment of one sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 
 use super::{
     Baseline, Direction, DriftReading, EPSILON, FieldType, InvalidReason, Outcome, RowDirection,
-    Rule, Sample, Value, stats::MIN_BASELINE_SAMPLES,
+    Rule, Sample, Value,
+    stats::{MIN_BASELINE_SAMPLES, value_key},
 };
 
 /// Width of the spike band in standard deviations at sensitivity 1.
@@ -108,14 +109,16 @@ pub fn is_spike(x: f64, baseline: &Baseline, rule: &Rule) -> bool {
         )
 }
 
-/// Returns whether `text` flips away from the baseline's dominant value. The baseline must be
-/// dominated: its share must reach min(0.99, 0.9·sensitivity), otherwise nothing is a flip.
+/// Returns whether the string form `text` flips away from the baseline's dominant value. The
+/// baseline must be dominated: its share must reach min(0.99, 0.9·sensitivity), otherwise nothing
+/// is a flip. Both sides are compared by their [`value_key`], the form summaries count values
+/// in, which also matches a long dominant value stored before values were keyed.
 pub fn is_dominance_flip(text: &str, baseline: &Baseline, sensitivity: f64) -> bool {
     let (Some(dominant), Some(share)) = (&baseline.dominant_value, baseline.dominant_ratio) else {
         return false;
     };
     let required = DOMINANCE_MAX_SHARE.min(DOMINANCE_BASE_SHARE * sensitivity);
-    share >= required && text != dominant
+    share >= required && value_key(text) != value_key(dominant)
 }
 
 /// Validates a raw value for a field of the given declared type and direction.
@@ -322,7 +325,8 @@ pub(super) fn value_string(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fixtures::{baseline, dominated, number, rule, sloped, text};
+    use crate::engine::fixtures::{NOW, baseline, dominated, number, rule, sloped, text};
+    use crate::engine::{MAX_VALUE_KEY_BYTES, Summary};
     use Direction::{Deviation, Dominance, HigherIsBetter, LowerIsBetter};
 
     #[test]
@@ -805,6 +809,54 @@ mod tests {
             let outcome = evaluate(&value, &dominated(dominant, 0.95), &rule(Dominance));
             assert_eq!(outcome, expected, "{value:?} against {dominant}");
         }
+    }
+
+    #[test]
+    fn long_values_flip_exactly() {
+        let long_text = "x".repeat(4096);
+        let mut other_text = long_text.clone();
+        other_text.replace_range(4095.., "y");
+        // A number this small prints as 302 characters, so its key is bounded too.
+        let cases = [
+            (text(&long_text), text(&other_text)),
+            (number(1e-300), number(2e-300)),
+        ];
+        let flip = Outcome::Anomalous {
+            deviation: 0.0,
+            direction: RowDirection::Changed,
+        };
+        for (usual, changed) in cases {
+            let sample = classify(&usual, None, Some(Dominance)).expect("a valid sample");
+            let baseline = Summary::of(&vec![sample; 30])
+                .to_baseline(NOW)
+                .expect("30 samples make a baseline");
+            let dominant = baseline
+                .dominant_value
+                .as_deref()
+                .expect("a dominated baseline");
+            assert!(
+                dominant.len() <= MAX_VALUE_KEY_BYTES,
+                "{} bytes",
+                dominant.len()
+            );
+            let rule = rule(Dominance);
+            assert_eq!(
+                evaluate(&usual, &baseline, &rule),
+                Outcome::Normal { deviation: 0.0 }
+            );
+            assert_eq!(evaluate(&changed, &baseline, &rule), flip, "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn long_dominant_stored_unkeyed_still_matches() {
+        let long_text = "x".repeat(4096);
+        assert!(!is_dominance_flip(
+            &long_text,
+            &dominated(&long_text, 0.95),
+            1.0
+        ));
+        assert!(is_dominance_flip("x", &dominated(&long_text, 0.95), 1.0));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! sample index, dominant value) and the mergeable [`Summary`] that reproduces them from per-hour
 //! pieces.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -15,9 +16,52 @@ pub const MIN_BASELINE_SAMPLES: u64 = 24;
 pub const MAX_TRACKED_VALUES: usize = 64;
 
 /// Maximum number of distinct values a [`Summary`] with numeric samples counts. A numeric field
-/// with more distinct values than this (a latency, a byte count) has no meaningful dominant
-/// value, so its summaries stop counting values and stay small.
+/// with more distinct values than this in an hour (a latency, a byte count) has no meaningful
+/// dominant value, so its hourly summaries stop counting values and stay small.
 pub const MAX_TRACKED_NUMERIC_VALUES: usize = 16;
+
+/// Maximum length in bytes of a value that a [`Summary`] counts under its own string form.
+pub const MAX_VALUE_KEY_BYTES: usize = 256;
+
+/// Maximum length in bytes of the prefix a longer value keeps in its key.
+const VALUE_KEY_PREFIX_BYTES: usize = 200;
+
+/// Returns the key a value's string form is counted and compared under.
+///
+/// A string of at most [`MAX_VALUE_KEY_BYTES`] bytes is its own key. A longer one becomes its
+/// first bytes, cut at a char boundary at or before byte 200, then `…`, then the 64-bit FNV-1a
+/// hash of the whole string in 16 lowercase hex digits. A key is therefore at most 219 bytes,
+/// and is its own key again. Two long values share a key only when their first 200 bytes match
+/// and their hashes collide. The hash is fixed by its definition, so keys stay the same across
+/// versions and platforms.
+pub fn value_key(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_VALUE_KEY_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let cut = (0..=VALUE_KEY_PREFIX_BYTES)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let hash = fnv1a_64(text.as_bytes());
+    Cow::Owned(format!("{}…{hash:016x}", &text[..cut]))
+}
+
+/// Returns the [`value_key`] of an owned string, reusing the string when it is its own key.
+fn into_value_key(text: String) -> String {
+    if let Cow::Owned(key) = value_key(&text) {
+        return key;
+    }
+    text
+}
+
+/// Returns the 64-bit FNV-1a hash of `bytes`.
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
+    })
+}
 
 /// Returns the arithmetic mean, or 0 for no values.
 pub fn mean(values: &[f64]) -> f64 {
@@ -88,15 +132,22 @@ fn index_sum_of_squares(n: u64) -> f64 {
 /// up to rounding (Chan et al. pairwise updates).
 ///
 /// Numeric moments cover only `Sample::Number` samples, indexed in the order they were added.
-/// Value counts cover every sample by its string form (`200`, `true`, `OK`), so a numeric field
-/// judged by dominance still has a dominant value.
+/// Value counts cover every sample by the [`value_key`] of its string form (`200`, `true`,
+/// `OK`), so a numeric field judged by dominance still has a dominant value, and a long value
+/// costs at most 219 bytes of the table.
 ///
-/// Value counts are bounded: the first [`MAX_TRACKED_VALUES`] distinct values are counted one by
-/// one, and any later new value only increments `overflow_count`. Overflow samples still count
-/// toward the total, so they lower every share, but an overflow value can never become dominant.
-/// A summary with numeric samples is bounded harder. Past [`MAX_TRACKED_NUMERIC_VALUES`]
-/// distinct values it drops its value counts and has no dominant value, whether its samples were
-/// pushed one by one or merged. Per-hour summaries of a latency field therefore stay small.
+/// Value counts are bounded by [`MAX_TRACKED_VALUES`] distinct values. Pushing counts the first
+/// ones one by one, and any later new value only increments `overflow_count`. Merging keeps the
+/// most frequent values of both tables, ties going to the value seen first, and moves the counts
+/// of the rest into `overflow_count`. Overflow samples still count toward the total, so they
+/// lower every share, but an overflow value can never become dominant.
+///
+/// A summary with numeric samples is bounded by [`MAX_TRACKED_NUMERIC_VALUES`] instead. Pushing
+/// a new value past that bound drops the value counts for good, and the summary then has no
+/// dominant value, so per-hour summaries of a latency field stay small. Merging keeps the most
+/// frequent values up to the bound as above, so a status code field with a few rare codes over a
+/// week keeps its dominant value. A merge with a piece that had dropped its value counts drops
+/// the merged ones too, because that piece's counts are unknown.
 ///
 /// Ties for the dominant value: pushing samples one by one gives the tie to the value that
 /// reached the tied count first. After [`Summary::merge`] the order inside the pieces is gone, so
@@ -146,8 +197,10 @@ impl Summary {
             return;
         }
         match sample {
-            Sample::Number(x) => self.count_value(super::rules::number_string(*x)),
-            Sample::Category(text) => self.count_value_ref(text),
+            Sample::Number(x) => {
+                self.count_owned_value(into_value_key(super::rules::number_string(*x)))
+            }
+            Sample::Category(text) => self.count_value(&value_key(text)),
         }
         self.untrack_values_if_numeric_and_wide();
     }
@@ -163,13 +216,7 @@ impl Summary {
             self.untrack_values();
             return;
         }
-        self.overflow_count += later.overflow_count;
-        let slots = self.slots_of(&later.values);
-        for ((value, count), slot) in later.values.iter().zip(slots) {
-            self.add_count(value, *count, slot);
-        }
-        self.dominant = self.merged_dominant();
-        self.untrack_values_if_numeric_and_wide();
+        self.merge_values(later);
     }
 
     pub fn count(&self) -> u64 {
@@ -251,6 +298,60 @@ impl Summary {
         }
     }
 
+    /// Returns the maximum number of distinct values this summary counts.
+    fn value_cap(&self) -> usize {
+        if self.numeric_count > 0 {
+            MAX_TRACKED_NUMERIC_VALUES
+        } else {
+            MAX_TRACKED_VALUES
+        }
+    }
+
+    /// Adds the value counts of `later`, keeps the most frequent values up to the cap and picks
+    /// the dominant value. Values of `later` are keyed again, so a summary stored before values
+    /// were keyed merges its long values with their keyed counts.
+    fn merge_values(&mut self, later: &Summary) {
+        self.overflow_count += later.overflow_count;
+        let keys: Vec<Cow<'_, str>> = later.values.iter().map(|(v, _)| value_key(v)).collect();
+        let slots = self.slots_of(&keys);
+        for ((key, (_, count)), slot) in keys.into_iter().zip(&later.values).zip(slots) {
+            match slot {
+                Some(slot) => self.values[slot].1 += count,
+                None => self.values.push((key.into_owned(), *count)),
+            }
+        }
+        self.keep_most_frequent(self.value_cap());
+        self.dominant = self.merged_dominant();
+    }
+
+    /// Keeps the `cap` most frequent values in their order of first appearance and moves the
+    /// counts of the rest into `overflow_count`. Among equal counts the value seen first stays.
+    fn keep_most_frequent(&mut self, cap: usize) {
+        if self.values.len() <= cap {
+            return;
+        }
+        let mut by_frequency: Vec<usize> = (0..self.values.len()).collect();
+        by_frequency.sort_by(|a, b| self.values[*b].1.cmp(&self.values[*a].1).then(a.cmp(b)));
+        let mut is_retained = vec![false; self.values.len()];
+        for slot in &by_frequency[..cap] {
+            is_retained[*slot] = true;
+        }
+        let dominant = self.dominant.map(|d| d as usize);
+        self.dominant = None;
+        let mut values = Vec::with_capacity(cap);
+        for (slot, entry) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            if !is_retained[slot] {
+                self.overflow_count += entry.1;
+                continue;
+            }
+            if dominant == Some(slot) {
+                self.dominant = Some(to_slot(values.len()));
+            }
+            values.push(entry);
+        }
+        self.values = values;
+    }
+
     fn untrack_values(&mut self) {
         self.values = Vec::new();
         self.overflow_count = 0;
@@ -258,7 +359,8 @@ impl Summary {
         self.values_untracked = true;
     }
 
-    fn count_value(&mut self, text: String) {
+    /// Counts `text`, moving it into the table when it is new.
+    fn count_owned_value(&mut self, text: String) {
         if let Some(slot) = self.values.iter().position(|(v, _)| *v == text) {
             self.bump(slot, 1);
         } else {
@@ -266,7 +368,7 @@ impl Summary {
         }
     }
 
-    fn count_value_ref(&mut self, text: &str) {
+    fn count_value(&mut self, text: &str) {
         if let Some(slot) = self.values.iter().position(|(v, _)| v == text) {
             self.bump(slot, 1);
         } else {
@@ -274,31 +376,18 @@ impl Summary {
         }
     }
 
-    /// Finds the slot of each of `values` in this summary's table. A hash index replaces the
-    /// linear scans, which cost up to 64 × 64 string comparisons per merge on numeric data.
-    fn slots_of(&self, values: &[(String, u64)]) -> Vec<Option<usize>> {
+    /// Finds the slot of each of `keys` in this summary's table. A hash index replaces the
+    /// linear scans, which cost up to 64 × 64 string comparisons per merge.
+    fn slots_of(&self, keys: &[Cow<'_, str>]) -> Vec<Option<usize>> {
         let index: HashMap<&str, usize> = self
             .values
             .iter()
             .enumerate()
             .map(|(slot, (value, _))| (value.as_str(), slot))
             .collect();
-        values
-            .iter()
-            .map(|(value, _)| index.get(value.as_str()).copied())
+        keys.iter()
+            .map(|key| index.get(key.as_ref()).copied())
             .collect()
-    }
-
-    /// Adds `count` occurrences of `text`, found at `slot` or new, during a merge without
-    /// updating the dominant value.
-    fn add_count(&mut self, text: &str, count: u64, slot: Option<usize>) {
-        if let Some(slot) = slot {
-            self.values[slot].1 += count;
-        } else if self.values.len() < MAX_TRACKED_VALUES {
-            self.values.push((text.to_owned(), count));
-        } else {
-            self.overflow_count += count;
-        }
     }
 
     fn insert_value(&mut self, text: String, count: u64) {
@@ -583,5 +672,133 @@ mod tests {
             .expect("30 samples");
         assert_eq!(baseline.dominant_value.as_deref(), Some("200"));
         assert_eq!(baseline.dominant_ratio, Some(0.9));
+    }
+
+    #[test]
+    fn fnv1a_64_reference_values() {
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn value_key_cases() {
+        let at_limit = "x".repeat(MAX_VALUE_KEY_BYTES);
+        assert!(matches!(value_key(&at_limit), Cow::Borrowed(key) if key == at_limit));
+
+        let long = "x".repeat(MAX_VALUE_KEY_BYTES + 1);
+        let key = value_key(&long);
+        let expected = format!("{}…{:016x}", "x".repeat(200), fnv1a_64(long.as_bytes()));
+        assert_eq!(key, expected);
+        assert_eq!(key.len(), 219);
+        assert_eq!(value_key(&key), key, "a key is its own key");
+
+        // 'é' is two bytes, so byte 200 is a char boundary, and after one leading 'a' it is not.
+        let accents = "é".repeat(150);
+        assert!(value_key(&accents).starts_with(&format!("{}…", "é".repeat(100))));
+        let shifted = format!("a{accents}");
+        assert!(value_key(&shifted).starts_with(&format!("a{}…", "é".repeat(99))));
+    }
+
+    #[test]
+    fn long_values_counted_under_bounded_keys() {
+        let long = "A".repeat(64 * 1024);
+        let mut other = long.clone();
+        other.push('B');
+        let mut samples = categories(&[long.as_str(); 30]);
+        samples.push(Sample::Category(other.clone()));
+        let summary = Summary::of(&samples);
+        assert_eq!(summary.values.len(), 2);
+        for (key, _) in &summary.values {
+            assert!(
+                key.len() <= MAX_VALUE_KEY_BYTES,
+                "key of {} bytes",
+                key.len()
+            );
+        }
+        let baseline = summary.to_baseline(NOW_TS).expect("31 samples");
+        assert_eq!(baseline.dominant_value, Some(value_key(&long).into_owned()));
+        assert_eq!(baseline.dominant_ratio, Some(30.0 / 31.0));
+        assert_ne!(value_key(&long), value_key(&other));
+    }
+
+    #[test]
+    fn merge_rekeys_old_long_values() {
+        let long = "A".repeat(1000);
+        let mut stored = Summary::of(&categories(&["OK"]));
+        stored.values = vec![(long.clone(), 20)];
+        stored.count = 20;
+        stored.dominant = Some(0);
+        let mut merged = Summary::default();
+        merged.merge(&stored);
+        merged.merge(&Summary::of(&categories(&[long.as_str(); 10])));
+        assert_eq!(merged.values, vec![(value_key(&long).into_owned(), 30)]);
+    }
+
+    /// 24 hours of 20 × status 200 plus one code seen in no other hour: 25 distinct numbers.
+    fn status_code_hours() -> Vec<Summary> {
+        (0..24)
+            .map(|hour| {
+                let mut codes = vec![200.0; 20];
+                codes.push(f64::from(400 + hour));
+                Summary::of(&numbers(&codes))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merge_keeps_dominant_status_code() {
+        let mut merged = Summary::default();
+        for hour in &status_code_hours() {
+            merged.merge(hour);
+        }
+        assert_eq!(merged.values.len(), MAX_TRACKED_NUMERIC_VALUES);
+        assert_eq!(merged.overflow_count, 24 - 15);
+        let baseline = merged.to_baseline(NOW_TS).expect("504 samples");
+        assert_eq!(baseline.dominant_value.as_deref(), Some("200"));
+        assert_eq!(baseline.dominant_ratio, Some(480.0 / 504.0));
+        assert_eq!(baseline.sample_count, 504);
+    }
+
+    #[test]
+    fn keep_most_frequent_ties_first_seen() {
+        // Counts 1, 3, 2, 3 against a cap of 2: both 3s stay, in the order first seen.
+        let mut merged = Summary::of(&categories(&["a", "b", "b", "b"]));
+        merged.merge(&Summary::of(&categories(&["c", "c", "d", "d", "d"])));
+        merged.keep_most_frequent(2);
+        assert_eq!(
+            merged.values,
+            vec![("b".to_owned(), 3), ("d".to_owned(), 3)]
+        );
+        assert_eq!(merged.overflow_count, 3);
+        let slot = merged.dominant.expect("a dominant value exists") as usize;
+        assert_eq!(merged.values[slot].0, "b");
+    }
+
+    #[test]
+    fn merge_keeps_frequent_categorical_value() {
+        let rare: Vec<String> = (0..MAX_TRACKED_VALUES)
+            .map(|i| format!("rare-{i}"))
+            .collect();
+        let rare: Vec<&str> = rare.iter().map(String::as_str).collect();
+        let mut merged = Summary::of(&categories(&rare));
+        merged.merge(&Summary::of(&categories(&["OK"; 100])));
+        let baseline = merged.to_baseline(NOW_TS).expect("164 samples");
+        assert_eq!(baseline.dominant_value.as_deref(), Some("OK"));
+        assert_eq!(merged.values.len(), MAX_TRACKED_VALUES);
+        assert_eq!(merged.overflow_count, 1);
+    }
+
+    #[test]
+    fn merge_with_untracked_piece_drops_value_counts() {
+        let hours = status_code_hours();
+        let wide: Vec<f64> = (0..30).map(f64::from).collect();
+        let mut merged = Summary::default();
+        merged.merge(&hours[0]);
+        merged.merge(&Summary::of(&numbers(&wide)));
+        merged.merge(&hours[1]);
+        let baseline = merged.to_baseline(NOW_TS).expect("72 samples");
+        assert_eq!(baseline.dominant_value, None);
+        assert!(merged.values.is_empty());
     }
 }

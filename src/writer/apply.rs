@@ -8,9 +8,7 @@ use crate::clock::ManualClock;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigSnapshot;
 use crate::detector::{self, RowStep, SampleStatus, SeriesUpdate};
-use crate::engine::{
-    Direction, FieldType, NotificationKind, RowChange, State, Summary, Suppression, Timestamp,
-};
+use crate::engine::{NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
 use crate::events::{Event, Payload};
 use crate::notify::{self, OutboxTables, Transitioned};
 use crate::retention::{self, Retention};
@@ -173,7 +171,8 @@ impl Writer {
         }
         if let Some(baseline) = &update.baseline {
             w.put_baseline(id, baseline)?;
-            if is_numeric(config, &update.key) {
+            // Only numeric baselines are published, whether learned inline or by the analyzer.
+            if analyzer::series_is_numeric(config, &update.key) {
                 let baseline = BaselineView::new(&update.key, baseline);
                 group.payloads.push(Payload::BaselineUpdated { baseline });
             }
@@ -440,18 +439,6 @@ impl Writer {
             }
         }
         Ok(())
-    }
-}
-
-/// Returns whether a series is numeric, the same way the analyzer does before it publishes a
-/// baseline: by its effective direction, or without one by its schema's field type. Only numeric
-/// baselines are published as events, whether learned inline or by the analyzer.
-fn is_numeric(config: &ConfigSnapshot, key: &SeriesKey) -> bool {
-    match detector::effective_settings(config, key).direction.value {
-        Some(direction) => direction != Direction::Dominance,
-        None => {
-            detector::schema_field(config, key).is_some_and(|f| f.field_type == FieldType::Number)
-        }
     }
 }
 
