@@ -513,6 +513,14 @@ async fn refused_connection_error_names_cause() {
     assert!(!error.contains("url-secret-token"), "{error}");
     assert_eq!(row["errorBeforeDelivery"], Json::Null);
     let anomaly_id = row["anomalyId"].as_u64().expect("anomaly id");
+    // The worker stores the failed attempt before it logs it, so the line may come a moment
+    // after the row.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !logs.text().contains("notification delivery failed")
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
 
     let text = logs.text();
