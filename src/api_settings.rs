@@ -3,7 +3,7 @@
 //! configuration snapshot the detector and analyzer see. YAML-defined entities always win.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use serde_json::Value as Json;
@@ -390,6 +390,12 @@ fn read_window_count(value: Option<&Json>, problems: &mut Vec<SettingsError>) ->
 #[derive(Debug)]
 pub struct Overlay {
     base: ConfigFeed,
+    /// Held by a settings write across its redb commit, so the stored rows and `api` change in
+    /// the same order. Only blocking code takes it. It guards no data, so a poisoned lock is
+    /// taken anyway.
+    writing: Mutex<()>,
+    /// The API-made settings in effect. `follow` takes this lock on an async worker, so it is
+    /// held only to read or change the settings and publish them, never across I/O.
     api: Mutex<ApiSettings>,
     merged: watch::Sender<Arc<ConfigSnapshot>>,
 }
@@ -400,6 +406,7 @@ impl Overlay {
         let (sender, _) = watch::channel(Arc::new(merged));
         Arc::new(Self {
             base,
+            writing: Mutex::new(()),
             api: Mutex::new(api),
             merged: sender,
         })
@@ -422,7 +429,8 @@ impl Overlay {
             .clone()
     }
 
-    /// Stores a healthcheck's template settings and applies them.
+    /// Stores a healthcheck's template settings and applies them. Blocking: it waits for a
+    /// redb write transaction.
     pub fn set_template(
         &self,
         database: &Database,
@@ -430,17 +438,16 @@ impl Overlay {
         settings: TemplateSettings,
     ) -> Result<(), ApiSettingsError> {
         let json = serde_json::to_vec(&settings).expect("settings serialize to JSON");
-        let mut api = self
-            .api
-            .lock()
-            .expect("the settings lock is never poisoned");
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         store_row(database, (TEMPLATE, "", healthcheck), &json)?;
-        api.templates.insert(healthcheck.to_owned(), settings);
-        self.publish(&api);
+        self.update(|api| {
+            api.templates.insert(healthcheck.to_owned(), settings);
+        });
         Ok(())
     }
 
-    /// Stores a system's assignment settings for one healthcheck and applies them.
+    /// Stores a system's assignment settings for one healthcheck and applies them. Blocking: it
+    /// waits for a redb write transaction.
     pub fn set_assignment(
         &self,
         database: &Database,
@@ -449,15 +456,24 @@ impl Overlay {
         settings: AssignmentSettings,
     ) -> Result<(), ApiSettingsError> {
         let json = serde_json::to_vec(&settings).expect("settings serialize to JSON");
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        store_row(database, (ASSIGNMENT, system, healthcheck), &json)?;
+        let key = (system.to_owned(), healthcheck.to_owned());
+        self.update(|api| {
+            api.assignments.insert(key, settings);
+        });
+        Ok(())
+    }
+
+    /// Changes the settings in memory and publishes the merge while holding `api`, so a merge
+    /// of older settings cannot be sent after it.
+    fn update(&self, change: impl FnOnce(&mut ApiSettings)) {
         let mut api = self
             .api
             .lock()
             .expect("the settings lock is never poisoned");
-        store_row(database, (ASSIGNMENT, system, healthcheck), &json)?;
-        let key = (system.to_owned(), healthcheck.to_owned());
-        api.assignments.insert(key, settings);
+        change(&mut api);
         self.publish(&api);
-        Ok(())
     }
 
     fn publish(&self, api: &ApiSettings) {
@@ -618,6 +634,69 @@ mod tests {
         assert!(message("confirmationWindow").contains("from 1 to 100"));
         assert!(message("baselineWindow").contains("between 1h and 90d"));
         assert!(message("notify").contains("true or false"));
+    }
+
+    /// Waits until `done` holds, failing the test after 2 s.
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after 2 s waiting until {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// `follow` runs on a runtime and thread of its own, so a `follow` blocked on a lock fails
+    /// the test's deadline and does not stall the test.
+    #[test]
+    fn base_change_merged_during_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = Arc::new(Database::create(dir.path().join("s.redb")).expect("database"));
+        let (base_sender, base) = watch::channel(Arc::new(ConfigSnapshot::default()));
+        let overlay = Overlay::new(base, ApiSettings::default());
+        let following = {
+            let overlay = overlay.clone();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            std::thread::spawn(move || runtime.block_on(overlay.follow()))
+        };
+
+        // The settings commit waits behind this transaction, as it would behind the writer.
+        let blocking_write = database.begin_write().expect("begin the blocking write");
+        let writing = {
+            let (overlay, database) = (overlay.clone(), database.clone());
+            let settings = TemplateSettings {
+                notify: false,
+                ..TemplateSettings::default()
+            };
+            std::thread::spawn(move || overlay.set_template(&database, "web", settings))
+        };
+        wait_until("the settings write starts", || {
+            overlay.writing.try_lock().is_err()
+        });
+
+        let merged = overlay.subscribe();
+        let mut changed = ConfigSnapshot::default();
+        let mut db = api_healthcheck("db");
+        db.source = yaml();
+        changed.healthchecks.insert("db".into(), db);
+        base_sender.send_replace(Arc::new(changed));
+        wait_until("the base change is merged", || {
+            merged.borrow().healthchecks.contains_key("db")
+        });
+        assert_eq!(overlay.api(), ApiSettings::default());
+
+        blocking_write.abort().expect("abort the blocking write");
+        let stored = writing.join().expect("settings write thread");
+        stored.expect("settings stored");
+        let snapshot = merged.borrow().clone();
+        assert!(snapshot.healthchecks.contains_key("db"));
+        assert_eq!(snapshot.template("web").map(|t| t.notify), Some(false));
+        drop(base_sender);
+        following.join().expect("follow thread");
     }
 
     #[test]

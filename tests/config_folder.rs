@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -81,5 +83,108 @@ async fn gitops_status_needs_a_folder() {
     let reply = server.get("/api/v1/gitops").await;
     assert_eq!(reply.status, 404);
     assert!(reply.text().contains("--config-dir"), "{}", reply.text());
+    server.stop().await;
+}
+
+/// Builds a healthcheck document named `name`, without collectors.
+fn healthcheck(name: &str) -> String {
+    format!(
+        "apiVersion: checkstack.io/v1alpha1\nkind: Healthcheck\nmetadata:\n  name: {name}\n\
+         spec:\n  strategy: healthcheck-http.http\n  intervalSeconds: 30\n  config: {{}}\n"
+    )
+}
+
+/// Fetches `path`, failing the test unless the reply arrives within `limit`. The request runs
+/// on a thread and runtime of its own, because a handler that blocks a server worker can also
+/// stall the timers of the server's runtime.
+async fn get_within(addr: SocketAddr, path: &'static str, limit: Duration) -> support::Reply {
+    let (sent, reply) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("client runtime");
+        let answered = runtime.block_on(support::request(addr, "GET", path, &[], b""));
+        sent.send(answered).ok();
+    });
+    let waited = tokio::task::spawn_blocking(move || reply.recv_timeout(limit)).await;
+    let answered = waited.expect("wait task");
+    let answered = answered.unwrap_or_else(|_| panic!("GET {path} timed out after {limit:?}"));
+    answered.unwrap_or_else(|e| panic!("GET {path} failed: {e}"))
+}
+
+/// A rescan that reads a named pipe waits until a writer sends the file, so this test keeps a
+/// rescan in progress for as long as it needs. The runtime has two workers like the binary's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_served_during_rescan() {
+    const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+    let data = tempfile::tempdir().expect("data dir");
+    let config = tempfile::tempdir().expect("config dir");
+    std::fs::write(config.path().join("web.yaml"), healthcheck("web")).expect("write web.yaml");
+    let config_dir = config.path().to_path_buf();
+    let server = TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config_dir = Some(config_dir);
+        options.probes = false;
+    })
+    .await;
+
+    let pipe = config.path().join("api.yaml");
+    let created = std::process::Command::new("mkfifo").arg(&pipe).status();
+    assert!(created.expect("run mkfifo").success(), "mkfifo failed");
+    let (attached, rescan_reading) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let staged = config.path().join(".api.yaml.next");
+    let writer = std::thread::spawn(move || {
+        // Opening the write end blocks until the rescan opens the read end.
+        let opened = std::fs::OpenOptions::new().write(true).open(&pipe);
+        let mut file = opened.expect("open the pipe for writing");
+        attached.send(()).ok();
+        // An error means the test failed and dropped `release`, and closing the pipe ends the
+        // rescan with an empty file.
+        if released.recv().is_err() {
+            return;
+        }
+        let text = healthcheck("api");
+        std::fs::write(&staged, &text).expect("write the staged file");
+        // A regular file replaces the pipe before the writer closes it, so the next rescan reads
+        // a file and does not wait for a writer.
+        std::fs::rename(&staged, &pipe).expect("replace the pipe");
+        file.write_all(text.as_bytes()).expect("write to the pipe");
+    });
+    let reading = tokio::task::spawn_blocking(move || rescan_reading.recv_timeout(ANSWER_WITHIN));
+    let reading = reading.await.expect("wait task");
+    reading.expect("the watcher started a rescan that reads the pipe");
+
+    let status = get_within(server.addr, "/api/v1/gitops", ANSWER_WITHIN).await;
+    assert_eq!(status.status, 200);
+    let text = status.text();
+    assert!(text.contains("web.yaml"), "{text}");
+    assert!(!text.contains("api.yaml"), "{text}");
+    let metrics = get_within(server.addr, "/metrics", ANSWER_WITHIN).await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(
+        text.contains("anomalyd_gitops_documents_in_error 0\n"),
+        "{text}"
+    );
+    let health = get_within(server.addr, "/healthz", ANSWER_WITHIN).await;
+    assert_eq!(health.status, 200);
+
+    release.send(()).expect("pipe writer thread is running");
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .expect("join task")
+        .expect("writer thread");
+    within(async {
+        while !server
+            .get("/api/v1/gitops")
+            .await
+            .text()
+            .contains("api.yaml")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     server.stop().await;
 }

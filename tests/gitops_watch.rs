@@ -1,13 +1,14 @@
 //! The watcher on a real temp folder: creates, in-place edits, editor-style renames, deletes and
-//! a broken edit followed by a fix each take effect within 2 s.
+//! a broken edit followed by a fix each take effect within 2 s. The status stays readable while
+//! a rescan waits for its commit.
 
 mod gitops_support;
 
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use anomalyd::config::ConfigSnapshot;
-use anomalyd::gitops::{DocumentState, RescanReport, Watching};
+use anomalyd::gitops::{DatabaseHandle, DocumentState, Reconciler, RescanReport, Watching};
 use gitops_support::{Folder, HEALTHCHECK, write_baseline};
 use tokio::sync::watch;
 
@@ -166,4 +167,59 @@ async fn requested_rescan_runs() {
     watching.request_rescan();
     let changed = tokio::time::timeout(APPLY_WITHIN, reports.changed()).await;
     changed.expect("rescan in time").expect("reports open");
+}
+
+/// A store handle that signals each use, so a test can wait until a rescan reaches its commit.
+struct ReportingDatabase {
+    db: Arc<redb::Database>,
+    uses: mpsc::Sender<()>,
+}
+
+impl DatabaseHandle for ReportingDatabase {
+    fn database(&self) -> &redb::Database {
+        self.uses.send(()).ok();
+        &self.db
+    }
+}
+
+#[test]
+fn status_readable_during_rescan_commit() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let (uses, used) = mpsc::channel();
+    let db = folder.db.clone();
+    let handle = Arc::new(ReportingDatabase { db, uses });
+    let opened = Reconciler::open(folder.options(), handle);
+    let reconciler = Arc::new(opened.expect("open reconciler"));
+    reconciler.rescan().expect("first rescan");
+    let before = reconciler.status();
+    folder.write(
+        "checks/api.yaml",
+        &HEALTHCHECK.replace("name: web", "name: api"),
+    );
+    while used.try_recv().is_ok() {}
+
+    // The rescan's write transaction waits behind this one, as it would behind the writer.
+    let blocking_write = folder.db.begin_write().expect("begin the blocking write");
+    let rescanning = {
+        let reconciler = reconciler.clone();
+        std::thread::spawn(move || reconciler.rescan())
+    };
+    used.recv_timeout(APPLY_WITHIN)
+        .expect("the rescan reaches its commit");
+    let (sent, status) = mpsc::channel();
+    let reader = reconciler.clone();
+    std::thread::spawn(move || sent.send((reader.status(), reader.status_json())));
+    let (rows, json) = status
+        .recv_timeout(APPLY_WITHIN)
+        .expect("status returned while the rescan waits for its commit");
+    assert_eq!(rows, before);
+    assert!(!json.contains("checks/api.yaml"), "{json}");
+
+    blocking_write.abort().expect("abort the blocking write");
+    let report = rescanning.join().expect("rescan thread");
+    assert!(report.expect("rescan").changed);
+    let after = reconciler.status();
+    let files: Vec<_> = after.iter().filter_map(|d| d.file.to_str()).collect();
+    assert!(files.contains(&"checks/api.yaml"), "{files:?}");
 }

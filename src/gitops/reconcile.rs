@@ -96,14 +96,20 @@ impl DatabaseHandle for Database {
 /// State between rescans: the stored entities and status rows.
 struct Applied {
     previous: Previous,
-    status: Vec<DocumentStatus>,
+    /// The same rows as the reconciler's published status.
+    status: Arc<Vec<DocumentStatus>>,
 }
 
 /// Keeps the configuration in effect in line with the folder.
 pub struct Reconciler {
     options: ReconcilerOptions,
     db: Arc<dyn DatabaseHandle>,
+    /// Held for a whole rescan, across the folder scan and the redb commit, so rescans are
+    /// serialized. Only `rescan` takes it, so readers never wait for a rescan in progress.
     applied: Mutex<Applied>,
+    /// Status rows of the last rescan, or the stored rows before the first one. Each rescan
+    /// replaces them whole when it ends.
+    status: watch::Sender<Arc<Vec<DocumentStatus>>>,
     snapshot: watch::Sender<Arc<ConfigSnapshot>>,
     reports: watch::Sender<Option<Arc<RescanReport>>>,
 }
@@ -116,12 +122,16 @@ impl Reconciler {
         db: Arc<impl DatabaseHandle>,
     ) -> Result<Self, ReconcileError> {
         let previous = tables::load_entities(db.database())?;
-        let status = tables::load_status(db.database())?;
+        let status = Arc::new(tables::load_status(db.database())?);
         let snapshot = build_snapshot(&previous.entities, &options.secrets);
         Ok(Self {
             options,
             db,
-            applied: Mutex::new(Applied { previous, status }),
+            applied: Mutex::new(Applied {
+                previous,
+                status: status.clone(),
+            }),
+            status: watch::Sender::new(status),
             snapshot: watch::Sender::new(Arc::new(snapshot)),
             reports: watch::Sender::new(None),
         })
@@ -146,26 +156,24 @@ impl Reconciler {
         self.reports.subscribe()
     }
 
-    /// The status of every document after the last rescan.
+    /// The status of every document after the last rescan. It does not wait for a rescan in
+    /// progress, so async code may call it.
     pub fn status(&self) -> Vec<DocumentStatus> {
-        self.lock().status.clone()
+        self.status.borrow().to_vec()
     }
 
-    /// The JSON body of `GET /api/v1/gitops`.
+    /// The JSON body of `GET /api/v1/gitops`. Like [`Reconciler::status`], it does not wait.
     pub fn status_json(&self) -> String {
-        status_body(&self.lock().status)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Applied> {
-        // The state is replaced whole after a successful commit, so a poisoned lock still holds
-        // a consistent value.
-        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+        status_body(&self.status.borrow())
     }
 
     /// Rescans the whole folder and applies what changed. Blocking: call it from a thread or
-    /// `spawn_blocking`. Rescans are serialized.
+    /// `spawn_blocking`. Rescans are serialized, and status readers keep getting the previous
+    /// status until the rescan publishes its own.
     pub fn rescan(&self) -> Result<Arc<RescanReport>, ReconcileError> {
-        let mut applied = self.lock();
+        // The state is replaced whole after a successful commit, so a poisoned lock still holds
+        // a consistent value.
+        let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
         let dir = &self.options.dir;
         let scan =
             scan_folder(dir, &self.options.limits).map_err(|source| ReconcileError::Folder {
@@ -189,13 +197,15 @@ impl Reconciler {
             previous: Previous {
                 entities: validated.entities,
             },
-            status,
+            status: Arc::new(status),
         };
-        self.publish(&applied.previous.entities, report.clone());
+        self.publish(&applied, report.clone());
         Ok(report)
     }
 
-    fn publish(&self, entities: &BTreeMap<EntityKey, Entity>, report: Arc<RescanReport>) {
+    fn publish(&self, applied: &Applied, report: Arc<RescanReport>) {
+        self.status.send_replace(applied.status.clone());
+        let entities = &applied.previous.entities;
         let snapshot = build_snapshot(entities, &self.options.secrets);
         self.snapshot.send_if_modified(|current| {
             if **current == snapshot {
@@ -222,7 +232,7 @@ fn diff<'a>(
     Changes {
         upserts: upserts.collect(),
         removals: removals.collect(),
-        status: (applied.status != status).then_some(status),
+        status: (*applied.status != status).then_some(status),
     }
 }
 
