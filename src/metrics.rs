@@ -19,6 +19,8 @@ pub struct Scrape {
     pub totals: Totals,
     /// Documents of the config folder whose last rescan failed; `None` without a folder.
     pub gitops_errors: Option<u64>,
+    /// True when the last rescan could not read the config folder itself.
+    pub gitops_folder_unreadable: bool,
     pub outbox: Outbox,
     pub process: Process,
 }
@@ -122,6 +124,11 @@ pub fn render(scrape: &Scrape) -> String {
             "anomalyd_gitops_documents_in_error",
             "Documents of the config folder not applied at the last rescan.",
             errors as f64,
+        );
+        out.gauge(
+            "anomalyd_gitops_folder_unreadable",
+            "1 when the last rescan could not read the config folder, so its changes are not applied.",
+            f64::from(u8::from(scrape.gitops_folder_unreadable)),
         );
     }
     out.gauge(
@@ -248,6 +255,7 @@ mod tests {
         scrape.totals.series = 3;
         scrape.totals.open.insert((Kind::Drift, State::Anomaly), 2);
         scrape.gitops_errors = Some(1);
+        scrape.gitops_folder_unreadable = true;
         let text = render(&scrape);
         assert!(text.contains("# TYPE anomalyd_results_total counter\nanomalyd_results_total 7\n"));
         assert!(text.contains("anomalyd_series 3\n"));
@@ -255,6 +263,7 @@ mod tests {
         assert!(text.contains("anomalyd_open_anomalies{kind=\"drift\",state=\"anomaly\"} 2\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"spike\",state=\"suspicious\"} 0\n"));
         assert!(text.contains("anomalyd_gitops_documents_in_error 1\n"));
+        assert!(text.contains("anomalyd_gitops_folder_unreadable 1\n"));
         assert!(text.ends_with('\n'));
     }
 

@@ -673,9 +673,17 @@ async function configView() {
     "div",
     {},
     h("h1", {}, "Configuration"),
-    h("section", { class: "panel" }, h("h2", {}, "Config folder"), documentsTable(gitops)),
+    h("section", { class: "panel" }, h("h2", {}, "Config folder"), folderError(gitops), documentsTable(gitops)),
     h("section", { class: "panel" }, h("h2", {}, "Notifier deliveries"), deliveriesTable(deliveries)),
   );
+}
+
+// While the folder cannot be read, the rows below are those of the last rescan that read it.
+function folderError(gitops) {
+  const error = gitops?.folderError;
+  if (!error) return null;
+  return h("p", { class: "notice error", id: "folder-error" },
+    `${error.message} (failing since ${when(error.since)}). The last applied configuration stays in effect until a rescan reads the folder again.`);
 }
 
 function documentsTable(gitops) {

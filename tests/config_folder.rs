@@ -188,3 +188,75 @@ async fn status_served_during_rescan() {
     .await;
     server.stop().await;
 }
+
+/// Polls `GET /api/v1/gitops` until `done` accepts its body, and returns that body.
+async fn wait_status(
+    server: &TestServer,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    within(async {
+        loop {
+            let status = server.get("/api/v1/gitops").await.json();
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// Moving the folder away shows a folder error and keeps the configuration, and moving it back
+/// clears the error. The watcher gets an event for each rename of the watched folder and
+/// rescans.
+#[tokio::test]
+async fn moved_folder_shows_error_until_restored() {
+    let data = tempfile::tempdir().expect("data dir");
+    let parent = tempfile::tempdir().expect("parent of the config dir");
+    let config_dir = parent.path().join("config");
+    let moved_dir = parent.path().join("config.moved");
+    std::fs::create_dir(&config_dir).expect("create config dir");
+    copy_examples(&config_dir);
+    let served_dir = config_dir.clone();
+    let server = TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config_dir = Some(served_dir);
+        options.probes = false;
+    })
+    .await;
+    let applied = wait_status(&server, |s| s.to_string().contains("anomalyd-healthz")).await;
+    assert_eq!(applied["folderError"], serde_json::Value::Null, "{applied}");
+
+    std::fs::rename(&config_dir, &moved_dir).expect("move the folder away");
+    let failed = wait_status(&server, |s| !s["folderError"].is_null()).await;
+    let message = failed["folderError"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("cannot read the config folder"),
+        "{message}"
+    );
+    let dir = config_dir.display().to_string();
+    assert!(message.contains(&dir), "{message}");
+    assert!(failed["folderError"]["since"].is_string(), "{failed}");
+    let documents = failed["documents"].as_array().expect("documents");
+    assert!(!documents.is_empty(), "{failed}");
+    assert!(documents.iter().all(|d| d["state"] == "synced"), "{failed}");
+    let healthchecks = server.get("/api/v1/healthchecks").await.text();
+    assert!(healthchecks.contains("anomalyd-healthz"), "{healthchecks}");
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains("anomalyd_gitops_folder_unreadable 1\n"),
+        "{metrics}"
+    );
+
+    std::fs::rename(&moved_dir, &config_dir).expect("move the folder back");
+    let restored = wait_status(&server, |s| s["folderError"].is_null()).await;
+    assert!(
+        restored.to_string().contains("anomalyd-healthz"),
+        "{restored}"
+    );
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains("anomalyd_gitops_folder_unreadable 0\n"),
+        "{metrics}"
+    );
+    server.stop().await;
+}

@@ -1,8 +1,10 @@
 //! Built-in probes against servers and programs the tests start themselves on 127.0.0.1.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -887,4 +889,173 @@ fn invalid_config_names_check_and_key() {
         let message = error.to_string();
         assert!(message.contains(&format!("`{}`", check.name)), "{message}");
     }
+}
+
+/// Log output captured from the test's thread, where the server and its probe tasks run.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+
+    fn lines_with(&self, text: &str) -> Vec<String> {
+        let lines = self.text();
+        let matching = lines.lines().filter(|line| line.contains(text));
+        matching.map(str::to_owned).collect()
+    }
+
+    /// Waits until a line contains `text`.
+    async fn wait_for(&self, text: &str) {
+        let waited = timeout(TEST_TIMEOUT, async {
+            while self.lines_with(text).is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        waited
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {text:?}:\n{}", self.text()));
+    }
+}
+
+const UNHEALTHY_LINE: &str = "probe run unhealthy";
+const HEALTHY_LINE: &str = "probe run healthy again";
+
+/// The real server probes a port nothing listens on, then a server started on that port: it
+/// logs one warning for the failing runs and one info line for the recovery, without the URL's
+/// credentials, query or the request headers.
+#[tokio::test]
+async fn server_logs_probe_health_changes_once() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    // Nothing listens on a port freed just now, unless another process took it meanwhile.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("local addr");
+    drop(closed);
+    let url = format!("http://probe-user:userinfo-secret@{addr}/health?token=query-secret");
+    let mut check = http_check(&url, 1);
+    check.config["headers"] = json!({ "Authorization": "Bearer header-secret" });
+    let (_config, feed) = watch::channel(Arc::new(snapshot(vec![check])));
+    let data = tempfile::tempdir().expect("data dir");
+    let server = support::TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config = Some(feed);
+    })
+    .await;
+
+    logs.wait_for(UNHEALTHY_LINE).await;
+    // With a 1 s interval, the probe fails at least twice more in this time.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let warnings = logs.lines_with(UNHEALTHY_LINE);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let warning = &warnings[0];
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("systems=\"shop\""), "{warning}");
+    assert!(warning.contains("healthcheck=api"), "{warning}");
+    assert!(
+        warning.contains("strategy=\"healthcheck-http.http\""),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(&format!("http://{addr}/health")),
+        "{warning}"
+    );
+    assert!(warning.to_lowercase().contains("refused"), "{warning}");
+
+    let listener = TcpListener::bind(addr).await.expect("bind the freed port");
+    let target = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer(stream, Duration::ZERO, "200 OK", "ok"));
+        }
+    });
+    logs.wait_for(HEALTHY_LINE).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.stop().await;
+    target.abort();
+
+    let recoveries = logs.lines_with(HEALTHY_LINE);
+    assert_eq!(recoveries.len(), 1, "{recoveries:#?}");
+    assert!(recoveries[0].contains("INFO"), "{}", recoveries[0]);
+    assert!(
+        recoveries[0].contains("healthcheck=api"),
+        "{}",
+        recoveries[0]
+    );
+    assert_eq!(logs.lines_with(UNHEALTHY_LINE).len(), 1);
+    let text = logs.text();
+    for secret in [
+        "userinfo-secret",
+        "query-secret",
+        "header-secret",
+        "probe-user",
+    ] {
+        assert!(!text.contains(secret), "the log contains {secret}:\n{text}");
+    }
+}
+
+/// A config change that points a failing check at a working target restarts its probe, and the
+/// restarted probe still logs the recovery.
+#[tokio::test]
+async fn config_fix_logs_probe_recovery() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let refused_port = closed.local_addr().expect("local addr").port();
+    drop(closed);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let open_port = listener.local_addr().expect("local addr").port();
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let tcp = |port: u16| {
+        let config = json!({"host": "127.0.0.1", "port": port});
+        healthcheck("db", "healthcheck-tcp.tcp", 1, config)
+    };
+    let (config_tx, config_rx) = watch::channel(Arc::new(snapshot(vec![tcp(refused_port)])));
+    let (sink, mut results) = mpsc::channel(64);
+    tokio::spawn(async move { while results.recv().await.is_some() {} });
+    let options = ProbeOptions {
+        interval_unit: Duration::from_millis(50),
+        ..ProbeOptions::default()
+    };
+    let probes = Probes::start(config_rx, sink, options).expect("the probes start");
+
+    logs.wait_for(UNHEALTHY_LINE).await;
+    config_tx.send_replace(Arc::new(snapshot(vec![tcp(open_port)])));
+    logs.wait_for(HEALTHY_LINE).await;
+    probes.stop().await;
+
+    let warnings = logs.lines_with(UNHEALTHY_LINE);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains(&format!("127.0.0.1:{refused_port}")),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("strategy=\"healthcheck-tcp.tcp\""),
+        "{}",
+        warnings[0]
+    );
+    assert_eq!(logs.lines_with(HEALTHY_LINE).len(), 1);
+    assert_eq!(logs.lines_with("probe running").len(), 2, "{}", logs.text());
 }

@@ -190,6 +190,21 @@ async fn wait_text(driver: &WebDriver, css: &str, text: &str) -> WebElement {
     }
 }
 
+/// Polls `GET /api/v1/gitops` until its `folderError` is set (`expected` true) or cleared.
+async fn wait_folder_error(addr: std::net::SocketAddr, expected: bool) {
+    within(async {
+        loop {
+            let reply = support::request(addr, "GET", "/api/v1/gitops", &[], b"").await;
+            let status = reply.expect("GET /api/v1/gitops").json();
+            if status["folderError"].is_null() != expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 /// Shop/web learns a baseline near 100 ms, then three runs at 1000 ms confirm an anomaly;
 /// billing/api (managed) gets a few samples.
 async fn seed(server: &TestServer) {
@@ -254,7 +269,8 @@ async fn page_shows_learned_state_and_edits_settings() {
     let (_chromedriver, port) = start_chromedriver().await;
     let driver = browser(port, &temp.path().join("profile")).await;
     let base = format!("http://{}", server.addr);
-    let outcome = tokio::spawn(walk_through(driver.clone(), base, server.addr)).await;
+    let walk = walk_through(driver.clone(), base, server.addr, config_dir);
+    let outcome = tokio::spawn(walk).await;
     if outcome.is_err() {
         shoot(&driver, "failure").await;
     }
@@ -264,7 +280,12 @@ async fn page_shows_learned_state_and_edits_settings() {
     receiver.abort();
 }
 
-async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAddr) {
+async fn walk_through(
+    driver: WebDriver,
+    base: String,
+    addr: std::net::SocketAddr,
+    config_dir: PathBuf,
+) {
     within(driver.goto(format!("{base}/#/")))
         .await
         .expect("open overview");
@@ -417,6 +438,17 @@ async fn walk_through(driver: WebDriver, base: String, addr: std::net::SocketAdd
         .expect("transition cell");
     assert_eq!(within(transition.text()).await.expect("text"), "confirmed");
     shoot(&driver, "config").await;
+
+    // A config folder moved away shows its error above the documents it last applied.
+    let moved_dir = config_dir.with_extension("moved");
+    std::fs::rename(&config_dir, &moved_dir).expect("move the config folder away");
+    wait_folder_error(addr, true).await;
+    within(driver.refresh()).await.expect("reload config");
+    wait_text(&driver, "#folder-error", "cannot read the config folder").await;
+    wait_text(&driver, "td.mono", "billing.yaml").await;
+    shoot(&driver, "config-folder-error").await;
+    std::fs::rename(&moved_dir, &config_dir).expect("move the config folder back");
+    wait_folder_error(addr, false).await;
 
     // The dark palette, for review.
     let dark = serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]});

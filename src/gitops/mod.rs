@@ -32,7 +32,8 @@ pub use load::{Limits, check_folder, load_snapshot};
 pub use reconcile::{DatabaseHandle, ReconcileError, Reconciler, ReconcilerOptions, RescanReport};
 pub use secrets::SecretSource;
 pub use status::{
-    DocumentState, DocumentStatus, ReadOnlyEntity, StatusMessage, ensure_writable, status_body,
+    DocumentState, DocumentStatus, FolderError, FolderStatus, ReadOnlyEntity, StatusMessage,
+    ensure_writable, status_body,
 };
 pub use watch::{WatchError, Watching};
 

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use super::envelope::{Entity, EntityKind};
 use super::load::{FileScan, FolderScan, Limits, collect_problems, scan_folder};
 use super::secrets::SecretSource;
-use super::status::{DocumentStatus, StatusMessage, state_of, status_body};
+use super::status::{
+    DocumentStatus, FolderError, FolderStatus, StatusMessage, state_of, status_body,
+};
 use super::tables::{self, Changes};
 use super::validate::{DocumentOutcome, EntityKey, Previous, Validated, validate};
 use super::{Problem, notifier};
@@ -107,9 +109,10 @@ pub struct Reconciler {
     /// Held for a whole rescan, across the folder scan and the redb commit, so rescans are
     /// serialized. Only `rescan` takes it, so readers never wait for a rescan in progress.
     applied: Mutex<Applied>,
-    /// Status rows of the last rescan, or the stored rows before the first one. Each rescan
-    /// replaces them whole when it ends.
-    status: watch::Sender<Arc<Vec<DocumentStatus>>>,
+    /// Status rows of the last rescan that read the folder, or the stored rows before the first
+    /// one, and the error of rescans that could not read it. Each rescan replaces the rows whole
+    /// when it ends.
+    status: watch::Sender<FolderStatus>,
     snapshot: watch::Sender<Arc<ConfigSnapshot>>,
     reports: watch::Sender<Option<Arc<RescanReport>>>,
 }
@@ -131,7 +134,10 @@ impl Reconciler {
                 previous,
                 status: status.clone(),
             }),
-            status: watch::Sender::new(status),
+            status: watch::Sender::new(FolderStatus {
+                documents: status,
+                folder_error: None,
+            }),
             snapshot: watch::Sender::new(Arc::new(snapshot)),
             reports: watch::Sender::new(None),
         })
@@ -159,7 +165,13 @@ impl Reconciler {
     /// The status of every document after the last rescan. It does not wait for a rescan in
     /// progress, so async code may call it.
     pub fn status(&self) -> Vec<DocumentStatus> {
-        self.status.borrow().to_vec()
+        self.status.borrow().documents.to_vec()
+    }
+
+    /// Returns the error of the last rescan when it could not read the folder, or `None` when it
+    /// could. Like [`Reconciler::status`], it does not wait.
+    pub fn folder_error(&self) -> Option<FolderError> {
+        self.status.borrow().folder_error.clone()
     }
 
     /// The JSON body of `GET /api/v1/gitops`. Like [`Reconciler::status`], it does not wait.
@@ -170,16 +182,25 @@ impl Reconciler {
     /// Rescans the whole folder and applies what changed. Blocking: call it from a thread or
     /// `spawn_blocking`. Rescans are serialized, and status readers keep getting the previous
     /// status until the rescan publishes its own.
+    ///
+    /// When the folder cannot be read, the configuration in effect and the document rows stay
+    /// as they are, and the status carries the error until a rescan reads the folder again.
     pub fn rescan(&self) -> Result<Arc<RescanReport>, ReconcileError> {
         // The state is replaced whole after a successful commit, so a poisoned lock still holds
         // a consistent value.
         let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
         let dir = &self.options.dir;
-        let scan =
-            scan_folder(dir, &self.options.limits).map_err(|source| ReconcileError::Folder {
-                dir: dir.clone(),
-                source,
-            })?;
+        let scan = match scan_folder(dir, &self.options.limits) {
+            Ok(scan) => scan,
+            Err(source) => {
+                let error = ReconcileError::Folder {
+                    dir: dir.clone(),
+                    source,
+                };
+                self.publish_folder_error(&error);
+                return Err(error);
+            }
+        };
         let validated = validate(&scan, &applied.previous, &self.options.secrets);
         let now = jiff::Timestamp::now();
         let status = build_status(&scan, &validated, &applied, now);
@@ -204,7 +225,17 @@ impl Reconciler {
     }
 
     fn publish(&self, applied: &Applied, report: Arc<RescanReport>) {
-        self.status.send_replace(applied.status.clone());
+        let previous = self.status.send_replace(FolderStatus {
+            documents: applied.status.clone(),
+            folder_error: None,
+        });
+        if let Some(error) = previous.folder_error {
+            tracing::info!(
+                dir = %self.options.dir.display(),
+                unreadable_since = %error.since,
+                "config folder is readable again"
+            );
+        }
         let entities = &applied.previous.entities;
         let snapshot = build_snapshot(entities, &self.options.secrets);
         self.snapshot.send_if_modified(|current| {
@@ -215,6 +246,24 @@ impl Reconciler {
             true
         });
         self.reports.send_replace(Some(report));
+    }
+
+    /// Publishes a folder read error in the status, keeping the time of the first failure of
+    /// a run of them.
+    fn publish_folder_error(&self, error: &ReconcileError) {
+        let message = error.to_string();
+        self.status.send_if_modified(|status| {
+            let since = match &status.folder_error {
+                Some(previous) => previous.since,
+                None => jiff::Timestamp::now(),
+            };
+            let folder_error = Some(FolderError { message, since });
+            if status.folder_error == folder_error {
+                return false;
+            }
+            status.folder_error = folder_error;
+            true
+        });
     }
 }
 

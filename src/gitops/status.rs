@@ -2,6 +2,7 @@
 //! defines.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -81,9 +82,32 @@ pub(crate) fn state_of(messages: &[StatusMessage]) -> DocumentState {
     }
 }
 
-/// Serializes status rows as the JSON body of `GET /api/v1/gitops`: `{"documents": [...]}`.
-pub fn status_body(documents: &[DocumentStatus]) -> String {
-    let body = serde_json::json!({ "documents": documents });
+/// The config folder itself could not be read at the last rescan, for example because it was
+/// moved away. The configuration applied before stays in effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderError {
+    pub message: String,
+    /// Start of the failed rescans in a row: the time of the first of them.
+    pub since: jiff::Timestamp,
+}
+
+/// The status that `GET /api/v1/gitops` serves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FolderStatus {
+    /// Rows of the last rescan that read the folder, or the stored rows before the first one.
+    pub documents: Arc<Vec<DocumentStatus>>,
+    /// Set while rescans fail to read the folder, and cleared by the next one that reads it.
+    pub folder_error: Option<FolderError>,
+}
+
+/// Serializes the status as the JSON body of `GET /api/v1/gitops`:
+/// `{"documents": [...], "folderError": null}`, or `folderError` with `message` and `since`.
+pub fn status_body(status: &FolderStatus) -> String {
+    let body = serde_json::json!({
+        "documents": *status.documents,
+        "folderError": status.folder_error,
+    });
     body.to_string()
 }
 

@@ -208,10 +208,15 @@ async fn metrics(state: &AppState) -> Result<Response, ApiError> {
             .filter(|d| d.state == crate::gitops::DocumentState::Error)
             .count() as u64
     });
+    let gitops_folder_unreadable = state
+        .gitops
+        .as_ref()
+        .is_some_and(|reconciler| reconciler.folder_error().is_some());
     let scrape = crate::metrics::Scrape {
         writer: state.writer.stats().snapshot(),
         totals,
         gitops_errors,
+        gitops_folder_unreadable,
         outbox: crate::metrics::outbox(outbox_depth, &state.deliveries),
         process: crate::metrics::Process::read(),
     };

@@ -153,10 +153,23 @@ impl CompiledAssertion {
             return Ok(());
         }
         let actual = actual.map_or_else(|| "missing".to_owned(), |value| value.to_string());
+        let actual = shorten(actual);
         Err(format!(
             "assertion `{}` failed: actual value {actual}",
             self.label
         ))
+    }
+}
+
+/// Characters of an actual value kept in a failure message. A response body or a program's
+/// output can be long, and the message goes to the log.
+const MAX_SHOWN_CHARS: usize = 120;
+
+/// Cuts `text` to [`MAX_SHOWN_CHARS`] characters, saying how long it was.
+fn shorten(text: String) -> String {
+    match text.char_indices().nth(MAX_SHOWN_CHARS) {
+        Some((end, _)) => format!("{}… ({} bytes in all)", &text[..end], text.len()),
+        None => text,
     }
 }
 

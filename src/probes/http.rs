@@ -82,12 +82,13 @@ impl HttpProbe {
             }
             Ok(Err(error)) => {
                 let reason = http_client::error_chain(&error.without_url());
-                failure(format!("request to {} failed: {reason}", self.url), elapsed)
+                let url = loggable_url(&self.url);
+                failure(format!("request to {url} failed: {reason}"), elapsed)
             }
             Err(_) => failure(
                 format!(
                     "request to {} timed out after {} ms",
-                    self.url,
+                    loggable_url(&self.url),
                     self.timeout.as_millis()
                 ),
                 elapsed,
@@ -164,6 +165,16 @@ fn failure(reason: String, elapsed: Duration) -> Measurement {
     }
 }
 
+/// Formats a URL as `scheme://host:port/path` for logs and failure reasons. The user name,
+/// password, query and fragment are left out, since they may carry credentials.
+fn loggable_url(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}{}", url.scheme(), url.path()),
+        None => format!("{}://{host}{}", url.scheme(), url.path()),
+    }
+}
+
 fn parse_url(reader: &ConfigReader<'_>) -> Result<Url, ProbeConfigError> {
     let text = reader.required_string("url")?;
     let url = Url::parse(&text)
@@ -188,4 +199,25 @@ fn parse_headers(reader: &ConfigReader<'_>) -> Result<HeaderMap, ProbeConfigErro
         headers.append(header_name, header_value);
     }
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loggable_url_drops_credentials_and_query() {
+        let cases = [
+            (
+                "https://user:pass@example.test/health?token=abc#top",
+                "https://example.test:443/health",
+            ),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
+            ("http://[::1]:9000/status", "http://[::1]:9000/status"),
+        ];
+        for (url, expected) in cases {
+            let url = Url::parse(url).expect("a valid URL");
+            assert_eq!(loggable_url(&url), expected);
+        }
+    }
 }

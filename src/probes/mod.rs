@@ -105,7 +105,7 @@ pub async fn run_once(
     client: &reqwest::Client,
 ) -> Result<Vec<CheckResult>, ProbeConfigError> {
     let plan = ProbePlan::new(healthcheck, systems.to_vec())?;
-    Ok(plan.run(client).await)
+    Ok(plan.run(client).await.results)
 }
 
 /// The observations of one probe run.

@@ -59,6 +59,17 @@ enum Probe {
     Script(ScriptProbe),
 }
 
+/// The results of one probe run and why the run was unhealthy.
+#[derive(Debug)]
+pub(crate) struct ProbeRun {
+    /// One result per assigned system, all with the same status and fields.
+    pub results: Vec<CheckResult>,
+    /// The probe's error or the failed assertions, or `None` for a healthy run. It leaves out
+    /// the request headers and body, the URL's credentials and query, and a command's arguments
+    /// and environment.
+    pub failure: Option<String>,
+}
+
 /// A validated probe for one healthcheck.
 #[derive(Debug)]
 pub(crate) struct ProbePlan {
@@ -138,7 +149,7 @@ impl ProbePlan {
     }
 
     /// Runs the probe once and returns one result per system, timestamped at the start.
-    pub(crate) async fn run(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+    pub(crate) async fn run(&self, client: &reqwest::Client) -> ProbeRun {
         let timestamp = SystemClock.now();
         let limit = self.timeout() + RUN_GRACE;
         let measurement = match tokio::time::timeout(limit, self.measure(client)).await {
@@ -157,7 +168,10 @@ impl ProbePlan {
         if let Err(reason) = &verdict {
             tracing::debug!(healthcheck = %self.healthcheck, error = %reason, "probe run unhealthy");
         }
-        self.results(&measurement, verdict.is_ok(), timestamp)
+        ProbeRun {
+            results: self.results(&measurement, verdict.is_ok(), timestamp),
+            failure: verdict.err(),
+        }
     }
 
     async fn measure(&self, client: &reqwest::Client) -> Measurement {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -87,6 +87,7 @@ impl Probes {
             shared,
             running: BTreeMap::new(),
             warned: BTreeMap::new(),
+            health: BTreeMap::new(),
         };
         let reconciler = tokio::spawn(reconciler.run(config, stopped));
         Ok(Self {
@@ -126,6 +127,15 @@ struct Definition {
     systems: Vec<String>,
 }
 
+/// Outcome of a check's latest probe run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum RunHealth {
+    #[default]
+    NotRun,
+    Healthy,
+    Unhealthy,
+}
+
 /// A probe task and the definition it was started from.
 struct Running {
     definition: Definition,
@@ -138,6 +148,9 @@ struct Reconciler {
     running: BTreeMap<String, Running>,
     /// The last config error logged per healthcheck and when.
     warned: BTreeMap<String, (ProbeConfigError, Instant)>,
+    /// Outcome of the latest run per healthcheck. It outlives a restart of the probe, so a
+    /// config change that fixes a failing check logs the recovery.
+    health: BTreeMap<String, Arc<Mutex<RunHealth>>>,
 }
 
 impl Reconciler {
@@ -180,6 +193,8 @@ impl Reconciler {
             );
         }
         self.warned
+            .retain(|name, _| runnable_checks.contains_key(name.as_str()));
+        self.health
             .retain(|name, _| runnable_checks.contains_key(name.as_str()));
         for (name, (healthcheck, definition)) in runnable_checks {
             self.apply(name, healthcheck, definition).await;
@@ -224,9 +239,10 @@ impl Reconciler {
         );
         self.warned.remove(&plan.healthcheck);
         let name = plan.healthcheck.clone();
+        let health = self.health.entry(name.clone()).or_default().clone();
         let span = tracing::info_span!("probe", healthcheck = %name);
-        let task =
-            tokio::spawn(run_probe(Arc::new(plan), self.shared.clone(), interval).instrument(span));
+        let probe = run_probe(Arc::new(plan), self.shared.clone(), health, interval);
+        let task = tokio::spawn(probe.instrument(span));
         self.running.insert(name, Running { definition, task });
     }
 
@@ -298,12 +314,17 @@ fn runnable(snapshot: &ConfigSnapshot) -> BTreeMap<&str, (&Healthcheck, Definiti
 /// at a random point of the first interval so that checks loaded together spread out. Each
 /// later run starts one interval after the previous scheduled start plus a small random offset,
 /// and a run is awaited before the next is scheduled.
-async fn run_probe(plan: Arc<ProbePlan>, shared: Arc<Shared>, interval: Duration) {
+async fn run_probe(
+    plan: Arc<ProbePlan>,
+    shared: Arc<Shared>,
+    health: Arc<Mutex<RunHealth>>,
+    interval: Duration,
+) {
     let mut scheduled = Instant::now() + interval.mul_f64(random_fraction());
     let mut start = scheduled;
     loop {
         tokio::time::sleep_until(start).await;
-        let results = {
+        let run = {
             let _permit = shared
                 .permits
                 .acquire()
@@ -311,7 +332,8 @@ async fn run_probe(plan: Arc<ProbePlan>, shared: Arc<Shared>, interval: Duration
                 .expect("the semaphore is never closed");
             plan.run(&shared.client).await
         };
-        for result in results {
+        log_health_change(&plan, &health, run.failure.as_deref());
+        for result in run.results {
             if shared.sink.send(result).await.is_err() {
                 tracing::info!("probe stopped: the result sink is closed");
                 return;
@@ -320,6 +342,38 @@ async fn run_probe(plan: Arc<ProbePlan>, shared: Arc<Shared>, interval: Duration
         // A run longer than the interval delays the next one instead of starting a backlog.
         scheduled = (scheduled + interval).max(Instant::now());
         start = scheduled + run_offset(interval);
+    }
+}
+
+/// Logs a warning when a check's runs turn unhealthy, after healthy runs or none, and an info
+/// line when they turn healthy again. A check that keeps failing therefore logs once, not on
+/// every run. `failure` is the reason of an unhealthy run, which leaves out the request headers
+/// and body, the URL's credentials and query, and a command's arguments and environment.
+fn log_health_change(plan: &ProbePlan, health: &Mutex<RunHealth>, failure: Option<&str>) {
+    let current = match failure {
+        Some(_) => RunHealth::Unhealthy,
+        None => RunHealth::Healthy,
+    };
+    let previous = {
+        let mut last = health.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *last, current)
+    };
+    let systems = plan.systems.join(", ");
+    match (previous, failure) {
+        (RunHealth::NotRun | RunHealth::Healthy, Some(error)) => tracing::warn!(
+            systems,
+            healthcheck = %plan.healthcheck,
+            strategy = plan.strategy,
+            error,
+            "probe run unhealthy, and later failures are logged at debug level until a run is healthy"
+        ),
+        (RunHealth::Unhealthy, None) => tracing::info!(
+            systems,
+            healthcheck = %plan.healthcheck,
+            strategy = plan.strategy,
+            "probe run healthy again"
+        ),
+        _ => {}
     }
 }
 

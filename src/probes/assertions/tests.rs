@@ -201,3 +201,23 @@ fn invalid_assertions_name_their_key() {
         );
     }
 }
+
+#[test]
+fn failure_message_shortens_long_actual_value() {
+    let compiled = compile(
+        &assertion("body", None, "contains", Some(json!("ready"))),
+        FIELDS,
+        &site(),
+    )
+    .expect("the assertion compiles");
+    let body = "é".repeat(5000);
+    let observation = Observation {
+        fields: &[],
+        body: Some(&body),
+    };
+    let message = compiled
+        .evaluate(&observation)
+        .expect_err("no `ready` in the body");
+    assert!(message.len() < 500, "{message}");
+    assert!(message.contains("(10002 bytes in all)"), "{message}");
+}
