@@ -153,7 +153,9 @@ impl From<WriteError> for ApiError {
             WriteError::Busy | WriteError::Closed => Self::Unavailable(e.to_string()),
             WriteError::UnknownAnomaly { .. } => Self::NotFound(e.to_string()),
             WriteError::NotConfirmed { .. } => Self::Conflict(e.to_string()),
-            WriteError::Store(_) | WriteError::Panicked(_) => Self::Internal(e.to_string()),
+            WriteError::Store(_) | WriteError::Panicked(_) | WriteError::GroupFailed(_) => {
+                Self::Internal(e.to_string())
+            }
         }
     }
 }

@@ -75,6 +75,22 @@ pub enum WriteError {
     Store(#[from] StoreError),
     #[error("processing failed unexpectedly: {0}")]
     Panicked(String),
+    /// The error of another job in the same failed group, for the jobs that shared it.
+    #[error("{0}")]
+    GroupFailed(String),
+}
+
+impl WriteError {
+    /// Tells whether the error comes from the data file's storage (disk full, a failed write),
+    /// so that any other job written now would fail the same way.
+    fn fails_every_job(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::Database(
+                redb::Error::Io(_) | redb::Error::PreviousIo
+            ))
+        )
+    }
 }
 
 /// Work for the writer.
@@ -419,13 +435,15 @@ impl Writer {
         }
     }
 
-    /// Commits a group; when it fails, retries each job alone so one bad job fails alone.
+    /// Commits a group; when it fails, retries each job alone so one bad job fails alone. A
+    /// storage error fails the whole group at once, because every retry would fail too and
+    /// reload the detector from the file.
     fn commit_group(&mut self, batch: Vec<Job>) {
         let works: Vec<&Work> = batch.iter().map(|j| &j.work).collect();
         match self.try_commit(&works) {
             Ok(done) => reply_each(batch, done),
-            Err(error) if batch.len() == 1 => {
-                tracing::error!(%error, "write failed");
+            Err(error) if batch.len() == 1 || error.fails_every_job() => {
+                tracing::error!(%error, jobs = batch.len(), "write failed");
                 reply_all_err(batch, error);
             }
             Err(error) => {
@@ -530,13 +548,14 @@ fn reply_each(batch: Vec<Job>, done: Vec<Result<Done, WriteError>>) {
     }
 }
 
+/// Replies `error` to the first job and its text to the others.
 fn reply_all_err(batch: Vec<Job>, error: WriteError) {
     let message = error.to_string();
     let mut error = Some(error);
     for job in batch {
         let e = error
             .take()
-            .unwrap_or_else(|| WriteError::Panicked(message.clone()));
+            .unwrap_or_else(|| WriteError::GroupFailed(message.clone()));
         let _ = job.reply.send(Err(e));
     }
 }
@@ -557,4 +576,31 @@ fn is_forgotten(series: &SeriesSnapshot) -> bool {
         && series.hour.is_none()
         && series.learning.is_none()
         && series.last.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(error: redb::Error) -> WriteError {
+        WriteError::Store(StoreError::Database(error))
+    }
+
+    #[test]
+    fn storage_errors_fail_every_job() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(database(redb::Error::Io(full)).fails_every_job());
+        assert!(database(redb::Error::PreviousIo).fails_every_job());
+    }
+
+    #[test]
+    fn job_errors_are_retried_alone() {
+        assert!(!WriteError::Panicked("bug".into()).fails_every_job());
+        assert!(!database(redb::Error::ValueTooLarge(1 << 40)).fails_every_job());
+        let missing = StoreError::MissingSeries {
+            id: 1,
+            series_id: 2,
+        };
+        assert!(!WriteError::Store(missing).fails_every_job());
+    }
 }
