@@ -1,5 +1,6 @@
 //! The watcher on a real temp folder: creates, in-place edits, editor-style renames, deletes and
-//! a broken edit followed by a fix each take effect within 2 s. The status stays readable while
+//! a broken edit followed by a fix each take effect within 2 s, also in a folder that replaced
+//! the watched one. The status stays readable while
 //! a rescan waits for its commit.
 
 mod gitops_support;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use anomalyd::config::ConfigSnapshot;
 use anomalyd::gitops::{DatabaseHandle, DocumentState, Reconciler, RescanReport, Watching};
-use gitops_support::{Folder, HEALTHCHECK, write_baseline};
+use gitops_support::{Folder, HEALTHCHECK, copy_tree, write_baseline};
 use tokio::sync::watch;
 
 const APPLY_WITHIN: Duration = Duration::from_secs(2);
@@ -107,6 +108,40 @@ async fn rename_over_the_file_is_applied() {
         let what = format!("rename {round}");
         until(&mut changes, &what, |s| interval(s) == Some(seconds)).await;
     }
+}
+
+fn with_interval(seconds: u32) -> String {
+    HEALTHCHECK.replace(
+        "intervalSeconds: 30",
+        &format!("intervalSeconds: {seconds}"),
+    )
+}
+
+#[tokio::test]
+async fn replaced_folder_is_followed() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let mut changes = watching.reconciler().subscribe();
+
+    // Deploy a new folder the usual way: prepare it beside the old one, then swap them.
+    let staged = folder.dir().with_extension("new");
+    let retired = folder.dir().with_extension("old");
+    std::fs::create_dir(&staged).expect("create the staged folder");
+    copy_tree(folder.dir(), &staged);
+    std::fs::write(staged.join("checks/web.yaml"), with_interval(15)).expect("edit staged");
+    std::fs::rename(folder.dir(), &retired).expect("move the old folder away");
+    std::fs::rename(&staged, folder.dir()).expect("move the new folder in");
+    until(&mut changes, "replaced folder", |s| interval(s) == Some(15)).await;
+
+    // Edits in the new folder take effect through its own watch.
+    for seconds in [45, 50] {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        folder.write("checks/web.yaml", &with_interval(seconds));
+        let what = format!("edit to {seconds} s in the new folder");
+        until(&mut changes, &what, |s| interval(s) == Some(seconds)).await;
+    }
+    std::fs::remove_dir_all(&retired).expect("remove the old folder");
 }
 
 #[tokio::test]

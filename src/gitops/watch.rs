@@ -1,10 +1,12 @@
 //! Watching the folder: every debounced file event, SIGHUP and a periodic timer trigger a full
 //! rescan on one worker thread, so rescans never overlap and never block the async runtime.
 
-use std::sync::Arc;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
@@ -17,8 +19,19 @@ use super::reconcile::Reconciler;
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Interval of the safety-net rescan. inotify can miss events (queue overflow, network file
-/// systems, a replaced folder), so the folder is rescanned this often even without events.
+/// systems), so the folder is rescanned this often even without events.
 const PERIODIC_RESCAN: Duration = Duration::from_secs(300);
+
+/// How often the worker checks whether another folder took the watched one's path. inotify
+/// follows the moved-away folder, so without the check edits in the new one would wait for the
+/// periodic rescan.
+const REPLACEMENT_CHECK: Duration = Duration::from_secs(1);
+
+type FolderDebouncer = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
+/// The debouncer, shared by the watcher's owner, which stops it, and the worker, which moves
+/// it to a folder that replaced the watched one.
+type SharedDebouncer = Arc<Mutex<Option<FolderDebouncer>>>;
 
 /// Errors of starting the watcher.
 #[derive(Debug, Error)]
@@ -46,7 +59,7 @@ enum Trigger {
 pub struct Watching {
     reconciler: Arc<Reconciler>,
     trigger: mpsc::Sender<Trigger>,
-    debouncer: Option<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    debouncer: SharedDebouncer,
     worker: Option<JoinHandle<()>>,
     sighup: Option<tokio::task::JoinHandle<()>>,
 }
@@ -56,11 +69,16 @@ impl Reconciler {
     /// (when called inside a tokio runtime) and every five minutes.
     pub fn spawn(self: Arc<Self>) -> Result<Watching, WatchError> {
         let (trigger, triggers) = mpsc::channel();
-        let debouncer = watch_folder(&self, trigger.clone())?;
-        let worker_reconciler = self.clone();
+        let watched = folder_identity(self.dir());
+        let debouncer = Arc::new(Mutex::new(Some(watch_folder(&self, trigger.clone())?)));
+        let worker = Worker {
+            reconciler: self.clone(),
+            debouncer: debouncer.clone(),
+            watched,
+        };
         let worker = std::thread::Builder::new()
             .name("gitops".into())
-            .spawn(move || run_worker(&worker_reconciler, &triggers))
+            .spawn(move || worker.run(&triggers))
             .map_err(WatchError::Thread)?;
         let sighup = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => Some(forward_sighup(&runtime, trigger.clone())?),
@@ -71,7 +89,7 @@ impl Reconciler {
         Ok(Watching {
             reconciler: self,
             trigger,
-            debouncer: Some(debouncer),
+            debouncer,
             worker: Some(worker),
             sighup,
         })
@@ -94,7 +112,12 @@ impl Drop for Watching {
         if let Some(task) = self.sighup.take() {
             task.abort();
         }
-        if let Some(debouncer) = self.debouncer.take() {
+        let debouncer = self
+            .debouncer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(debouncer) = debouncer {
             debouncer.stop_nonblocking();
         }
         self.trigger.send(Trigger::Stop).ok();
@@ -109,7 +132,7 @@ impl Drop for Watching {
 fn watch_folder(
     reconciler: &Reconciler,
     trigger: mpsc::Sender<Trigger>,
-) -> Result<Debouncer<notify::RecommendedWatcher, RecommendedCache>, WatchError> {
+) -> Result<FolderDebouncer, WatchError> {
     let dir = reconciler.dir().to_owned();
     let to_error = |source| WatchError::Watch {
         dir: dir.clone(),
@@ -130,19 +153,74 @@ fn watch_folder(
     Ok(debouncer)
 }
 
-/// Runs rescans until a stop trigger arrives, folding queued triggers into one rescan.
-fn run_worker(reconciler: &Reconciler, triggers: &mpsc::Receiver<Trigger>) {
-    loop {
-        match triggers.recv_timeout(PERIODIC_RESCAN) {
-            Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Ok(Trigger::Rescan) | Err(RecvTimeoutError::Timeout) => {}
+/// Identifies the folder at `dir` by device and inode, following a symbolic link as rescans
+/// do. `None` while nothing is there.
+fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The rescan thread.
+struct Worker {
+    reconciler: Arc<Reconciler>,
+    debouncer: SharedDebouncer,
+    /// Identity of the folder the debouncer watches.
+    watched: Option<(u64, u64)>,
+}
+
+impl Worker {
+    /// Runs rescans until a stop trigger arrives, folding queued triggers into one rescan.
+    fn run(mut self, triggers: &mpsc::Receiver<Trigger>) {
+        let mut last_rescan = Instant::now();
+        loop {
+            let requested = match triggers.recv_timeout(REPLACEMENT_CHECK) {
+                Ok(Trigger::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Trigger::Rescan) => true,
+                Err(RecvTimeoutError::Timeout) => last_rescan.elapsed() >= PERIODIC_RESCAN,
+            };
+            if triggers.try_iter().any(|t| matches!(t, Trigger::Stop)) {
+                return;
+            }
+            let replaced = self.follow_replacement();
+            if !requested && !replaced {
+                continue;
+            }
+            last_rescan = Instant::now();
+            if let Err(error) = self.reconciler.rescan() {
+                tracing::error!(%error, "config rescan failed; the configuration in effect is unchanged");
+            }
         }
-        if triggers.try_iter().any(|t| matches!(t, Trigger::Stop)) {
-            return;
+    }
+
+    /// Moves the watch to the folder now at the configured path when it is another folder than
+    /// the watched one, as after `mv new-config config`. Returns whether it found one.
+    fn follow_replacement(&mut self) -> bool {
+        let dir = self.reconciler.dir();
+        let current = folder_identity(dir);
+        if current.is_none() || current == self.watched {
+            return false;
         }
-        if let Err(error) = reconciler.rescan() {
-            tracing::error!(%error, "config rescan failed; the configuration in effect is unchanged");
+        self.watched = current;
+        let mut debouncer = self
+            .debouncer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(debouncer) = debouncer.as_mut() else {
+            return false;
+        };
+        // The old folder's watch may be gone already, so a failed unwatch is expected.
+        let _ = debouncer.unwatch(dir);
+        match debouncer.watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => tracing::info!(
+                dir = %dir.display(),
+                "config folder was replaced; watching the new one"
+            ),
+            Err(error) => tracing::warn!(
+                dir = %dir.display(),
+                %error,
+                "config folder was replaced and cannot be watched; it is rescanned every five minutes"
+            ),
         }
+        true
     }
 }
 

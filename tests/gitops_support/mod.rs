@@ -60,7 +60,8 @@ impl Folder {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies every file under `from` into `to`, creating subfolders.
+pub fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read source dir") {
         let entry = entry.expect("dir entry");
         let target = to.join(entry.file_name());
