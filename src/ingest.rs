@@ -431,7 +431,9 @@ fn timestamp(obj: &Map<String, Json>, problems: &mut Problems) -> Option<Timesta
     };
     match text.parse::<jiff::Timestamp>() {
         Ok(ts) if ts.as_millisecond() < 0 => {
-            let reason = format!("timestamp {text:?} is before 1970-01-01T00:00:00Z");
+            let reason = format!(
+                "timestamp {text:?} is before 1970-01-01T00:00:00Z; send the time the check ran"
+            );
             problems.push(("timestamp".into(), reason));
             None
         }

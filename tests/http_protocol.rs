@@ -1,5 +1,6 @@
-//! HTTP behaviour below the API's JSON: the `Allow` header of 405 replies, and the time limit
-//! on reading a request body, checked over raw TCP against a server on 127.0.0.1:0.
+//! HTTP behaviour below the API's JSON: the `Allow` header of 405 replies, the time limit on
+//! reading a request body, and slow uploads that must not hold up other requests, checked over
+//! raw TCP against a server on 127.0.0.1:0.
 
 mod support;
 
@@ -184,5 +185,48 @@ async fn stalled_body_gets_408_and_close() {
     }
     let reply = server.get("/healthz").await;
     assert_eq!(reply.status, 200, "the server still answers");
+    server.stop().await;
+}
+
+/// Opens a chunked result upload that sends its first chunk and then nothing more.
+async fn slow_upload(addr: SocketAddr) -> TcpStream {
+    let mut stream = within(TcpStream::connect(addr)).await.expect("connect");
+    let head = "POST /api/v1/results HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+                transfer-encoding: chunked\r\n\r\n1\r\n[\r\n";
+    within(stream.write_all(head.as_bytes()))
+        .await
+        .expect("send");
+    stream
+}
+
+#[tokio::test]
+async fn slow_uploads_leave_ingest_free() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_with(temp.path().to_path_buf(), |options| {
+        options.body_read_timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    let mut uploads = Vec::new();
+    for _ in 0..6 {
+        uploads.push(slow_upload(server.addr).await);
+    }
+    // Let the server read the heads of the stalled uploads before the quick request.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let body = support::latency("shop", 0, 120.0);
+    let reply = server.post("/api/v1/results", &body).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "a small request waited {waited:?} behind stalled uploads"
+    );
+    drop(uploads);
     server.stop().await;
 }

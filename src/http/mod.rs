@@ -55,7 +55,7 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// Maximum time a handler waits for the rest of a request body.
     pub body_read_timeout: Duration,
-    /// Memory budget of the result bodies being read and parsed, in KiB.
+    /// Memory budget of the result bodies being parsed, in KiB.
     pub result_bodies: Arc<Semaphore>,
 }
 

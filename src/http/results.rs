@@ -11,9 +11,10 @@ use crate::http::ApiError;
 use crate::ingest::{self, Framing, IngestError, MAX_BODY_BYTES};
 use crate::series::CheckResult;
 
-/// Result bodies that may be in memory at once, counted at the maximum body size. Requests past
-/// the budget wait for a body ahead of them to be parsed, so many large concurrent requests
-/// cannot exhaust memory.
+/// Result bodies that may be parsed at once, in KiB: four of the maximum size. A body past the
+/// budget waits until one ahead of it is parsed, so many large concurrent requests cannot
+/// multiply the memory that parsing takes. The budget is taken once the body has arrived,
+/// so a slow sender takes none of it.
 const RESULT_BODY_BUDGET_KIB: usize = 4 * MAX_BODY_BYTES / 1024;
 
 /// Returns the semaphore that [`post`] draws on, with [`RESULT_BODY_BUDGET_KIB`] permits.
@@ -23,21 +24,18 @@ pub fn result_body_budget() -> Semaphore {
 
 pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let framing = framing(&req);
-    let declared = declared_length(&req);
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+    if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         });
     }
-    // A body without a declared length may grow to the limit, so it is counted at the limit.
-    let size = declared.map_or(MAX_BODY_BYTES, |len| len as usize);
-    let kib = u32::try_from(size.div_ceil(1024).max(1)).expect("the body limit fits in u32");
+    let body = read_body(req.into_body(), MAX_BODY_BYTES, state).await?;
+    let kib = u32::try_from(body.len().div_ceil(1024).max(1)).expect("the body limit fits in u32");
     let _budget = state
         .result_bodies
         .acquire_many(kib)
         .await
         .map_err(|_| ApiError::Internal("result body budget closed".into()))?;
-    let body = read_body(req.into_body(), MAX_BODY_BYTES, state).await?;
     if body.starts_with(UTF8_BOM) {
         return Err(ApiError::bad_request(
             "malformed-json",
