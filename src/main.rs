@@ -12,6 +12,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{Format, FormatEvent, FormatFields, Full, Writer};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Learns per-field baselines of health-check results and reports anomalies.
 #[derive(Debug, Parser)]
@@ -377,7 +380,33 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     // An error means a logger is already installed, which is the one to keep.
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text if under_systemd => builder.without_time().try_init(),
+        LogFormat::Text if under_systemd => builder
+            .event_format(JournalFormat(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_level(false),
+            ))
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Text lines for the systemd journal: no timestamp, because the journal adds its own, and the
+/// level first without the padding `fmt` puts before `INFO` and `WARN`.
+struct JournalFormat(Format<Full, ()>);
+
+impl<S, N> FormatEvent<S, N> for JournalFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "{} ", event.metadata().level())?;
+        self.0.format_event(ctx, writer, event)
+    }
 }

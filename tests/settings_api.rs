@@ -493,5 +493,11 @@ async fn page_is_served_with_security_headers() {
     let page = raw_get(server.addr, "/").await;
     assert!(page.contains(r#"<script type="module" src="/app.js">"#));
     assert!(!page.contains("<style"), "no inline styles");
+    // An empty data URL icon stops browsers from requesting /favicon.ico, which would be a 404.
+    assert!(page.contains(r#"<link rel="icon" href="data:,">"#));
+    assert!(
+        page.contains("img-src 'self' data:"),
+        "CSP allows the data URL icon"
+    );
     server.stop().await;
 }

@@ -121,7 +121,7 @@ pub fn run<H: History>(
     close_stuck_rows(&mut run, config, detector);
     run.duration = started.elapsed();
     tracing::info!(
-        at = now.as_millis(),
+        at = %crate::views::rfc3339(now),
         series = run.series,
         baselines = run.baselines.len(),
         drift_steps = run.drift.len(),

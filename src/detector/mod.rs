@@ -343,7 +343,7 @@ fn log_spike_change(update: &SeriesUpdate) {
         healthcheck = %update.key.healthcheck,
         field = %update.key.field_path,
         anomaly_id,
-        ?change,
+        change = change.as_str(),
         "spike state changed"
     );
 }

@@ -74,6 +74,16 @@ pub enum Kind {
     Drift,
 }
 
+impl Kind {
+    /// Returns the name the API and the event stream use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spike => "spike",
+            Self::Drift => "drift",
+        }
+    }
+}
+
 /// Persisted state of an anomaly row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -91,6 +101,18 @@ pub enum StateChange {
     Anomaly,
     Recovered,
     Cleared,
+}
+
+impl StateChange {
+    /// Returns the name the API and the event stream use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Suspicious => "suspicious",
+            Self::Anomaly => "anomaly",
+            Self::Recovered => "recovered",
+            Self::Cleared => "cleared",
+        }
+    }
 }
 
 /// Side of the baseline an anomaly is on. Categorical flips are `Changed`.
@@ -394,4 +416,26 @@ pub struct SpikeContext<'a> {
 pub enum SettingsError {
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, StateChange};
+
+    #[test]
+    fn as_str_matches_serde_names() {
+        for kind in [Kind::Spike, Kind::Drift] {
+            let json = serde_json::to_value(kind).expect("serialize kind");
+            assert_eq!(json, kind.as_str());
+        }
+        for change in [
+            StateChange::Suspicious,
+            StateChange::Anomaly,
+            StateChange::Recovered,
+            StateChange::Cleared,
+        ] {
+            let json = serde_json::to_value(change).expect("serialize state change");
+            assert_eq!(json, change.as_str());
+        }
+    }
 }

@@ -140,14 +140,14 @@ pub async fn list_mutes(state: &AppState) -> Result<Response, ApiError> {
 pub async fn mute(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let mute = read_mute(req, state).await?;
     state.writer.mute(mute.clone()).await?;
-    tracing::info!(system = %mute.system, field = mute.field.as_deref().unwrap_or(""), "notifications muted");
+    tracing::info!(system = %mute.system, field = mute.field.as_deref(), "notifications muted");
     Ok(json_response(StatusCode::OK, &mute))
 }
 
 pub async fn unmute(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let mute = read_mute(req, state).await?;
     let existed = state.writer.unmute(mute.clone()).await?;
-    tracing::info!(system = %mute.system, field = mute.field.as_deref().unwrap_or(""), existed, "notifications unmuted");
+    tracing::info!(system = %mute.system, field = mute.field.as_deref(), existed, "notifications unmuted");
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "system": mute.system, "field": mute.field, "removed": existed }),

@@ -8,7 +8,9 @@ use crate::clock::ManualClock;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigSnapshot;
 use crate::detector::{self, RowStep, SampleStatus, SeriesUpdate};
-use crate::engine::{NotificationKind, RowChange, State, Summary, Suppression, Timestamp};
+use crate::engine::{
+    NotificationKind, RowChange, State, StateChange, Summary, Suppression, Timestamp,
+};
 use crate::events::{Event, Payload};
 use crate::notify::{self, OutboxTables, Transitioned};
 use crate::retention::{self, Retention};
@@ -296,8 +298,8 @@ impl Writer {
                 healthcheck = %closed.key.healthcheck,
                 field = %closed.key.field_path,
                 anomaly_id = closed.step.anomaly.as_ref().map(|row| row.id),
-                kind = ?closed.kind,
-                change = ?closed.step.transition.state_change,
+                kind = closed.kind.as_str(),
+                change = closed.step.transition.state_change.map(StateChange::as_str),
                 reason = closed.reason.message(),
                 "open anomaly closed without a notification"
             );
