@@ -34,8 +34,8 @@ pub use spike::{
     is_flat_drift, moved_since_suppression, push_recent_sample, step_spike,
 };
 pub use stats::{
-    MAX_TRACKED_VALUES, MAX_VALUE_KEY_BYTES, MIN_BASELINE_SAMPLES, Summary, dominance, mean, slope,
-    std_dev, value_key,
+    MAX_TRACKED_VALUES, MAX_VALUE_KEY_BYTES, MIN_BASELINE_SAMPLES, Summary, dominance, fnv1a_64,
+    mean, slope, std_dev, value_key,
 };
 
 /// Smallest denominator of relative comparisons (floors, self-resolution, reactivation), so a

@@ -54,8 +54,9 @@ fn into_value_key(text: String) -> String {
     text
 }
 
-/// Returns the 64-bit FNV-1a hash of `bytes`.
-fn fnv1a_64(bytes: &[u8]) -> u64 {
+/// Returns the 64-bit FNV-1a hash of `bytes`, which stays the same across builds and
+/// platforms, so it may be stored.
+pub fn fnv1a_64(bytes: &[u8]) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes.iter().fold(OFFSET_BASIS, |hash, byte| {

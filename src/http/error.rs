@@ -31,6 +31,11 @@ pub enum ApiError {
         allow: &'static str,
     },
     Conflict(String),
+    /// A well-formed request that cannot be carried out as sent.
+    Unprocessable {
+        code: &'static str,
+        message: String,
+    },
     /// A write without the configured bearer token, or with another one. The message says
     /// which and never contains the token sent.
     Unauthorized(String),
@@ -88,6 +93,9 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
+            Self::Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message, Vec::new())
+            }
             Self::Unauthorized(message) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -153,6 +161,10 @@ impl From<WriteError> for ApiError {
             WriteError::Busy | WriteError::Closed => Self::Unavailable(e.to_string()),
             WriteError::UnknownAnomaly { .. } => Self::NotFound(e.to_string()),
             WriteError::NotConfirmed { .. } => Self::Conflict(e.to_string()),
+            WriteError::KeyReused { .. } => Self::Unprocessable {
+                code: "idempotency-key-reused",
+                message: e.to_string(),
+            },
             WriteError::Store(_) | WriteError::Panicked(_) | WriteError::GroupFailed(_) => {
                 Self::Internal(e.to_string())
             }

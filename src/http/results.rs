@@ -1,7 +1,7 @@
 //! `POST /api/v1/results`: parse, validate, then store through the writer; the reply comes
 //! after the commit.
 
-use http::{StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 
@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::http::ApiError;
 use crate::ingest::{self, Framing, IngestError, MAX_BODY_BYTES};
 use crate::series::CheckResult;
+use crate::writer::{Ingested, RequestKey};
 
 /// Result bodies that may be parsed at once, in KiB: four of the maximum size. A body past the
 /// budget waits until one ahead of it is parsed, so many large concurrent requests cannot
@@ -24,6 +25,7 @@ pub fn result_body_budget() -> Semaphore {
 
 pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let framing = framing(&req);
+    let key_header = req.headers().get(IDEMPOTENCY_KEY).cloned();
     if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
@@ -42,11 +44,36 @@ pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Resp
             "request body starts with a UTF-8 byte order mark; save it without one",
         ));
     }
-    let results = blocking(move || parse(&body, framing)).await?;
+    let (results, key) = blocking(move || {
+        let key = key_header
+            .map(|value| RequestKey::new(value.as_bytes(), &body))
+            .transpose()
+            .map_err(|e| ApiError::bad_request("bad-idempotency-key", e.to_string()))?;
+        Ok::<_, ApiError>((parse(&body, framing)?, key))
+    })
+    .await?;
     ingest::check_not_ahead(&results, SystemClock.now())?;
-    let counts = state.writer.ingest(results).await?;
-    Ok(json_response(StatusCode::OK, &counts))
+    let Some(key) = key else {
+        let counts = state.writer.ingest(results).await?;
+        return Ok(json_response(StatusCode::OK, &counts));
+    };
+    Ok(match state.writer.ingest_once(results, key).await? {
+        Ingested::Stored(counts) => json_response(StatusCode::OK, &counts),
+        Ingested::Replayed(counts) => {
+            let mut response = json_response(StatusCode::OK, &counts);
+            response
+                .headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            response
+        }
+    })
 }
+
+/// Request header naming a request, so a retry of it is not stored twice.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Reply header set when the reply is that of an earlier request with the same key.
+const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The UTF-8 encoding of U+FEFF, which some editors write at the start of a file.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -19,6 +19,7 @@ use crate::store::{self, SampleRecord, SeriesStateRecord, WriteTables};
 use crate::views::{AnomalyView, BaselineView};
 
 use super::history::StoreHistory;
+use super::request_keys::{RequestKeys, Seen};
 use super::{Done, IngestCounts, InvalidSample, MAX_INVALID_LISTED, Work, WriteError, Writer};
 
 /// Maximum number of anomaly rows one retention pass looks at.
@@ -40,6 +41,18 @@ struct Group {
     transitions: Vec<Transitioned>,
 }
 
+/// The tables one work item may change.
+struct Tables<'a, 'txn> {
+    w: &'a mut WriteTables<'txn>,
+    outbox: &'a mut OutboxTables<'txn>,
+    /// Open only when a work item of the transaction carries an idempotency key.
+    keys: Option<&'a mut RequestKeys<'txn>>,
+}
+
+fn has_key(work: &Work) -> bool {
+    matches!(work, Work::Ingest { key: Some(_), .. })
+}
+
 /// The outcome of each work item, or the error that aborts the whole transaction.
 pub(super) type Applied = (Vec<Result<Done, WriteError>>, Vec<Event>);
 
@@ -54,8 +67,17 @@ impl Writer {
         let events = {
             let mut w = WriteTables::open(&tx)?;
             let mut outbox = OutboxTables::open(&tx)?;
+            let mut keys = match works.iter().any(|work| has_key(work)) {
+                true => Some(RequestKeys::open(&tx)?),
+                false => None,
+            };
             for work in works {
-                done.push(self.apply_one(&mut w, &mut outbox, &mut group, work, &config)?);
+                let tables = Tables {
+                    w: &mut w,
+                    outbox: &mut outbox,
+                    keys: keys.as_mut(),
+                };
+                done.push(self.apply_one(tables, &mut group, work, &config)?);
             }
             self.flush(&mut w, &mut group)?;
             let now_ms = SystemClock.now().as_millis();
@@ -81,14 +103,32 @@ impl Writer {
     /// storage errors abort the transaction.
     fn apply_one(
         &mut self,
-        w: &mut WriteTables<'_>,
-        outbox: &mut OutboxTables<'_>,
+        tables: Tables<'_, '_>,
         group: &mut Group,
         work: &Work,
         config: &ConfigSnapshot,
     ) -> Result<Result<Done, WriteError>, WriteError> {
+        let Tables { w, outbox, keys } = tables;
         Ok(match work {
-            Work::Ingest(results) => Ok(Done::Ingested(self.ingest(w, group, results, config)?)),
+            Work::Ingest { results, key: None } => {
+                Ok(Done::Ingested(self.ingest(w, group, results, config)?))
+            }
+            Work::Ingest {
+                results,
+                key: Some(key),
+            } => {
+                let keys = keys.expect("the key tables are open for work with a key");
+                let now_ms = SystemClock.now().as_millis();
+                match keys.check(key, now_ms)? {
+                    Err(reused) => Err(reused),
+                    Ok(Seen::Stored(counts)) => Ok(Done::Replayed(counts)),
+                    Ok(Seen::New) => {
+                        let counts = self.ingest(w, group, results, config)?;
+                        keys.remember(key, &counts, now_ms)?;
+                        Ok(Done::Ingested(counts))
+                    }
+                }
+            }
             Work::Suppress { id, at } => self.suppress(w, *id, Some(*at))?.map(|()| Done::Changed),
             Work::Unsuppress { id } => self.suppress(w, *id, None)?.map(|()| Done::Changed),
             Work::Analyze { at } => {

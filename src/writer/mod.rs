@@ -7,6 +7,7 @@
 
 mod apply;
 mod history;
+mod request_keys;
 mod stats;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+pub use request_keys::{BadKey, KEY_LIFETIME_MS, MAX_KEY_LEN, RequestKey};
 pub use stats::{StatsSnapshot, WriterStats};
 
 use crate::config::ConfigSnapshot;
@@ -49,6 +51,15 @@ pub struct IngestCounts {
     pub invalid: Vec<InvalidSample>,
 }
 
+/// Result of a request with an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// The results were stored now.
+    Stored(IngestCounts),
+    /// A request with the same key and body was stored before; nothing was stored now.
+    Replayed(IngestCounts),
+}
+
 /// A stored sample that is only counted, because its value cannot be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +86,11 @@ pub enum WriteError {
     Store(#[from] StoreError),
     #[error("processing failed unexpectedly: {0}")]
     Panicked(String),
+    #[error(
+        "Idempotency-Key {key:?} was used for a request with another body in the last 24 hours; \
+         use a new key for new results"
+    )]
+    KeyReused { key: String },
     /// The error of another job in the same failed group, for the jobs that shared it.
     #[error("{0}")]
     GroupFailed(String),
@@ -96,7 +112,10 @@ impl WriteError {
 /// Work for the writer.
 #[derive(Debug)]
 enum Work {
-    Ingest(Vec<CheckResult>),
+    Ingest {
+        results: Vec<CheckResult>,
+        key: Option<RequestKey>,
+    },
     Suppress {
         id: u64,
         at: Timestamp,
@@ -126,6 +145,8 @@ enum Work {
 #[derive(Debug)]
 enum Done {
     Ingested(IngestCounts),
+    /// The counts of the request stored earlier under the same idempotency key.
+    Replayed(IngestCounts),
     Changed,
     Analyzed,
     Retained,
@@ -182,8 +203,23 @@ impl std::fmt::Debug for Job {
 impl WriterHandle {
     /// Stores and evaluates the results of one request atomically.
     pub async fn ingest(&self, results: Vec<CheckResult>) -> Result<IngestCounts, WriteError> {
-        match self.submit(Work::Ingest(results)).await? {
+        match self.submit(Work::Ingest { results, key: None }).await? {
             Done::Ingested(counts) => Ok(counts),
+            _ => unreachable!("ingest work without a key always answers with its counts"),
+        }
+    }
+
+    /// Like [`ingest`](Self::ingest), unless a request with the same key and body was stored
+    /// within [`KEY_LIFETIME_MS`]: then nothing is stored and that request's counts come back.
+    pub async fn ingest_once(
+        &self,
+        results: Vec<CheckResult>,
+        key: RequestKey,
+    ) -> Result<Ingested, WriteError> {
+        let key = Some(key);
+        match self.submit(Work::Ingest { results, key }).await? {
+            Done::Ingested(counts) => Ok(Ingested::Stored(counts)),
+            Done::Replayed(counts) => Ok(Ingested::Replayed(counts)),
             _ => unreachable!("ingest work always answers with counts"),
         }
     }
@@ -528,7 +564,7 @@ fn release_heap(churn: usize) {
 /// series.
 fn heap_churn(work: &Work) -> usize {
     match work {
-        Work::Ingest(results) => results.iter().map(|result| result.fields.len()).sum(),
+        Work::Ingest { results, .. } => results.iter().map(|result| result.fields.len()).sum(),
         Work::Analyze { .. } => RELEASE_AFTER_CHURN,
         _ => 0,
     }
@@ -536,7 +572,7 @@ fn heap_churn(work: &Work) -> usize {
 
 fn weight(work: &Work) -> usize {
     match work {
-        Work::Ingest(results) => results.len(),
+        Work::Ingest { results, .. } => results.len(),
         _ => 1,
     }
 }

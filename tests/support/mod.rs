@@ -124,14 +124,24 @@ impl TestServer {
     }
 }
 
-/// A reply: status and body.
+/// A reply: status, headers and body.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Reply {
+    /// Returns the value of the first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     pub fn json(&self) -> Json {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -193,15 +203,26 @@ impl Conn {
         let stream = self.reader.get_mut();
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body).await?;
-        let (status, length) = read_head(&mut self.reader).await?;
+        let (status, headers) = read_head(&mut self.reader).await?;
+        let length = headers
+            .iter()
+            .find(|(name, _)| name == "content-length")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(0);
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).await?;
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
-/// Reads a status line and headers; returns the status and the content length.
-async fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, usize)> {
+/// Reads a status line and headers; returns the status and the headers, names in lower case.
+async fn read_head(
+    reader: &mut BufReader<TcpStream>,
+) -> std::io::Result<(u16, Vec<(String, String)>)> {
     let mut line = String::new();
     reader.read_line(&mut line).await?;
     let status = line
@@ -209,19 +230,17 @@ async fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, u
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-    let mut length = 0;
+    let mut headers = Vec::new();
     loop {
         line.clear();
         if reader.read_line(&mut line).await? == 0 || line == "\r\n" {
             break;
         }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
-    Ok((status, length))
+    Ok((status, headers))
 }
 
 /// One received Server-Sent Event.
