@@ -302,3 +302,38 @@ fn rejected_new_document_logged_as_not_in_effect() {
     assert!(!line.contains("last good state is kept"), "{line}");
     assert!(line.contains("gizmo.yaml"), "{line}");
 }
+
+#[test]
+fn lost_secret_is_logged_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    let notifier = "apiVersion: anomalyd.dev/v1\nkind: Notifier\nmetadata:\n  name: ops\n\
+                    spec:\n  url: \"${{ secrets.TEST_HOOK }}\"\n";
+    std::fs::write(config.join("ops.yaml"), notifier).expect("write notifier");
+    let start = |secret: Option<&str>| {
+        let mut command = serve_command(&dir.path().join("data"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--config-dir"])
+            .arg(&config);
+        command.env_remove("ANOMALYD_SECRET_TEST_HOOK");
+        if let Some(url) = secret {
+            command.env("ANOMALYD_SECRET_TEST_HOOK", url);
+        }
+        Server::start(command)
+    };
+    // The first run stores the notifier as its last good state.
+    let mut first = start(Some("http://127.0.0.1:9/hook"));
+    first.wait_for_line("listening");
+    drop(first);
+
+    let mut server = start(None);
+    let warning = server.wait_for_line("notifier left out");
+    assert!(warning.contains("notifier=ops"), "{warning}");
+    server.wait_for_line("listening");
+    // Several debounce intervals pass, and rescans must not repeat the warning.
+    std::thread::sleep(Duration::from_millis(1500));
+    let later: Vec<String> = server.lines.try_iter().collect();
+    let repeated = later.iter().filter(|l| l.contains("notifier left out"));
+    assert_eq!(repeated.count(), 0, "warned again: {later:#?}");
+}

@@ -64,6 +64,22 @@ async fn initial_rescan_applies_the_folder() {
 }
 
 #[tokio::test]
+async fn idle_folder_is_not_rescanned() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let watching = start(&folder).await;
+    let mut reports = watching.reconciler().subscribe_reports();
+    reports.mark_unchanged();
+    // Reading the files must not count as a change: a rescan here would mean the watcher
+    // triggers itself, every debounce interval, forever.
+    let rescanned = tokio::time::timeout(Duration::from_millis(1500), reports.changed()).await;
+    assert!(
+        rescanned.is_err(),
+        "the folder was rescanned without any change"
+    );
+}
+
+#[tokio::test]
 async fn created_file_is_applied() {
     let folder = Folder::new();
     let watching = start(&folder).await;

@@ -126,7 +126,8 @@ impl Reconciler {
     ) -> Result<Self, ReconcileError> {
         let previous = tables::load_entities(db.database())?;
         let status = Arc::new(tables::load_status(db.database())?);
-        let snapshot = build_snapshot(&previous.entities, &options.secrets);
+        let (snapshot, left_out) = build_snapshot(&previous.entities, &options.secrets);
+        log_left_out(&left_out);
         Ok(Self {
             options,
             db,
@@ -237,14 +238,18 @@ impl Reconciler {
             );
         }
         let entities = &applied.previous.entities;
-        let snapshot = build_snapshot(entities, &self.options.secrets);
-        self.snapshot.send_if_modified(|current| {
+        let (snapshot, left_out) = build_snapshot(entities, &self.options.secrets);
+        let modified = self.snapshot.send_if_modified(|current| {
             if **current == snapshot {
                 return false;
             }
             *current = Arc::new(snapshot);
             true
         });
+        // An unchanged configuration was logged when it took effect.
+        if modified {
+            log_left_out(&left_out);
+        }
         self.reports.send_replace(Some(report));
     }
 
@@ -441,12 +446,13 @@ fn log_rejected(row: &DocumentStatus) {
 }
 
 /// Builds the configuration in effect from the entities. A notifier whose secret no longer
-/// resolves is left out and logged.
+/// resolves is left out, and returned by name with the error.
 pub(crate) fn build_snapshot(
     entities: &BTreeMap<EntityKey, Entity>,
     secrets: &SecretSource,
-) -> ConfigSnapshot {
+) -> (ConfigSnapshot, Vec<(String, String)>) {
     let mut snapshot = ConfigSnapshot::default();
+    let mut left_out = Vec::new();
     for entity in entities.values() {
         match entity {
             Entity::Healthcheck(h) => {
@@ -462,14 +468,24 @@ pub(crate) fn build_snapshot(
                 Ok(n) => {
                     snapshot.notifiers.insert(n.name.clone(), n);
                 }
-                Err(error) => {
-                    tracing::warn!(notifier = %record.name, %error, "notifier left out");
-                }
+                Err(error) => left_out.push((record.name.clone(), error)),
             },
         }
     }
     drop_dangling_assignments(&mut snapshot);
-    snapshot
+    (snapshot, left_out)
+}
+
+/// Logs the notifiers [`build_snapshot`] left out. Only a notifier kept from its last good
+/// state can be among them, because a document whose secret is missing fails validation.
+pub(crate) fn log_left_out(left_out: &[(String, String)]) {
+    for (notifier, error) in left_out {
+        tracing::warn!(
+            notifier = %notifier,
+            %error,
+            "notifier left out until its secret is set; it sends nothing meanwhile"
+        );
+    }
 }
 
 /// Removes assignments to healthchecks that are no longer configured. Only a system kept from

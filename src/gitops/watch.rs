@@ -139,12 +139,20 @@ fn watch_folder(
         source,
     };
     let handler = move |result: DebounceEventResult| {
-        if let Err(errors) = &result {
-            for error in errors {
-                tracing::warn!(%error, "config folder watch reported an error; rescanning");
+        let changed = match &result {
+            // A rescan opens every file, and notify reports those opens too, so counting them
+            // as changes would rescan the folder again after every rescan.
+            Ok(events) => events.iter().any(|event| !event.kind.is_access()),
+            Err(errors) => {
+                for error in errors {
+                    tracing::warn!(%error, "config folder watch reported an error; rescanning");
+                }
+                true
             }
+        };
+        if changed {
+            trigger.send(Trigger::Rescan).ok();
         }
-        trigger.send(Trigger::Rescan).ok();
     };
     let mut debouncer = new_debouncer(DEBOUNCE, None, handler).map_err(to_error)?;
     debouncer
