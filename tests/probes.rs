@@ -1059,3 +1059,79 @@ async fn config_fix_logs_probe_recovery() {
     assert_eq!(logs.lines_with(HEALTHY_LINE).len(), 1);
     assert_eq!(logs.lines_with("probe running").len(), 2, "{}", logs.text());
 }
+
+/// A probe of the server's own `/healthz`, running while a stalled upload holds the shutdown
+/// open, stores no failed run: the probes stop before the listener closes.
+#[tokio::test]
+async fn self_probe_stops_before_listener() {
+    let (config, feed) = watch::channel(Arc::new(ConfigSnapshot::default()));
+    let data = tempfile::tempdir().expect("data dir");
+    let server = support::TestServer::start_with(data.path().to_path_buf(), |options| {
+        options.config = Some(feed);
+        options.shutdown_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let url = format!("http://{}/healthz", server.addr);
+    config.send_replace(Arc::new(snapshot(vec![http_check(&url, 1)])));
+    let samples = "/api/v1/series/samples?system=shop&healthcheck=api\
+                   &field=collectors.healthcheck-http.request.success";
+    let probed = timeout(TEST_TIMEOUT, async {
+        while server.get(samples).await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    probed.await.expect("the probe stores a run");
+
+    // An upload that never finishes keeps the shutdown draining for its whole timeout, long
+    // enough for several more probe intervals.
+    // A first request on the same connection makes sure the server has accepted it.
+    let mut stalled = TcpStream::connect(server.addr).await.expect("connect");
+    let probe = "GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n";
+    stalled.write_all(probe.as_bytes()).await.expect("send");
+    let mut reply = Vec::new();
+    while !reply.ends_with(b"\r\n\r\nok\n") {
+        let mut chunk = [0; 512];
+        let read = stalled.read(&mut chunk).await.expect("read");
+        assert!(
+            read > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&reply)
+        );
+        reply.extend_from_slice(&chunk[..read]);
+    }
+    let head = "POST /api/v1/results HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n[";
+    stalled.write_all(head.as_bytes()).await.expect("send");
+    // Time for the server to read the head, so the request is in progress at shutdown.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
+    server.stop().await;
+    assert!(
+        stopping.elapsed() >= Duration::from_millis(2500),
+        "the shutdown did not wait for the upload, so no probe ran meanwhile"
+    );
+    drop(stalled);
+    // The stalled connection held the data file past the shutdown timeout. It is released
+    // once the server sees the connection close.
+    let released = timeout(TEST_TIMEOUT, async {
+        loop {
+            match anomalyd::store::Store::open(data.path()) {
+                Ok(store) => return store.close().expect("close"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    released.await.expect("the data file is released");
+
+    let server = support::TestServer::start_in(data.path().to_path_buf()).await;
+    let stored = server.get(samples).await.json();
+    let runs = stored["samples"].as_array().expect("samples");
+    assert!(!runs.is_empty(), "{stored}");
+    for run in runs {
+        assert_eq!(run["value"], true, "a failed run was stored: {stored}");
+        assert_eq!(
+            run["healthy"], true,
+            "an unhealthy run was stored: {stored}"
+        );
+    }
+    server.stop().await;
+}

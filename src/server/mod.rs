@@ -170,7 +170,7 @@ pub async fn run(
         None
     };
 
-    let probes = if options.probes {
+    let mut probes = if options.probes {
         Some(RunningProbes::start(config.clone(), writer.handle())?)
     } else {
         None
@@ -219,6 +219,11 @@ pub async fn run(
     let shutdown = async {
         shutdown.await;
         crate::systemd::stopping();
+        // Probes stop while the listener is still open, so a probe of anomalyd's own address
+        // does not record the shutdown as a failed run.
+        if let Some(probes) = probes.take() {
+            probes.stop().await;
+        }
     };
     serve(
         listener,
