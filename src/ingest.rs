@@ -53,6 +53,11 @@ pub enum IngestError {
     #[error("request body must be a result object or an array of result objects")]
     NotResults,
     #[error(
+        "request body is empty; send a result object, an array of them, or one result per \
+         line as NDJSON"
+    )]
+    Empty,
+    #[error(
         "request carries more than {MAX_RESULTS_PER_REQUEST} results; at most \
          {MAX_RESULTS_PER_REQUEST} are accepted per request, so send them in several requests"
     )]
@@ -88,6 +93,9 @@ fn count_invalid(invalid: usize, total: usize) -> String {
 /// Results are read one at a time, so the parsed JSON of at most one result is in memory
 /// besides the body and the results validated so far.
 pub fn parse(body: &[u8], framing: Framing) -> Result<Vec<CheckResult>, IngestError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(IngestError::Empty);
+    }
     let mut gathered = Gathered::default();
     match framing {
         Framing::Json => read_json(body, &mut gathered)?,
@@ -460,11 +468,34 @@ fn latency(obj: &Map<String, Json>, problems: &mut Problems) -> Option<f64> {
     }
 }
 
+/// Keys a result of the anomalyd shape may carry.
+const ANOMALYD_RESULT_KEYS: [&str; 7] = [
+    "system",
+    "healthcheck",
+    "environment",
+    "status",
+    "timestamp",
+    "latencyMs",
+    "collectors",
+];
+
 /// Reads `collectors: {collector id: {field: value}}` of the anomalyd shape.
 fn collector_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<FieldValue> {
     let Some(Json::Object(collectors)) = obj.get("collectors") else {
-        let reason = "collectors must be an object of {collector id: {field: value}}";
-        problems.push(("collectors".into(), reason.into()));
+        let mut reason = match obj.get("collectors") {
+            None => "collectors is missing".to_owned(),
+            Some(_) => "collectors must be an object".to_owned(),
+        };
+        reason.push_str(": send the fields as {collector id: {field: value}}");
+        let unknown: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|key| !ANOMALYD_RESULT_KEYS.contains(key))
+            .collect();
+        if !unknown.is_empty() {
+            reason.push_str(&format!("; the result has unknown keys {unknown:?}"));
+        }
+        problems.push(("collectors".into(), reason));
         return Vec::new();
     };
     let mut fields = Vec::new();
@@ -493,20 +524,35 @@ fn collector_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<Fie
 }
 
 /// Reads `result: {entry: {_collectorId, field: value}}` of the Checkstack shape: keys starting
-/// with `_` are metadata, arrays and objects are not result fields.
+/// with `_` are metadata, arrays and objects are not result fields. Unlike Checkstack, an entry
+/// without `_collectorId` is an error rather than skipped, because its fields would be lost.
 fn checkstack_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<FieldValue> {
     let Some(Json::Object(entries)) = obj.get("result") else {
-        problems.push((
-            "result".into(),
-            "result must be an object of collector entries".into(),
-        ));
+        let mut reason = match obj.get("result") {
+            None => "result is missing".to_owned(),
+            Some(_) => "result must be an object".to_owned(),
+        };
+        reason.push_str(
+            ": a result with systemId is read in the Checkstack shape, whose fields are in \
+             result as {entry id: {_collectorId, field: value}}",
+        );
+        if obj.contains_key("collectors") || obj.contains_key("system") {
+            reason.push_str("; to send the anomalyd shape, use system in place of systemId");
+        }
+        problems.push(("result".into(), reason));
         return Vec::new();
     };
     let mut fields = Vec::new();
     for (entry_id, entry) in entries {
         let path = format!("result.{entry_id}");
-        let Json::Object(entry) = entry else { continue };
+        let Json::Object(entry) = entry else {
+            problems.push((path, "a collector entry must be an object".into()));
+            continue;
+        };
         let Some(collector_id) = entry.get("_collectorId").and_then(Json::as_str) else {
+            let reason = "_collectorId is missing or not a string: each collector entry names \
+                          its collector, for example \"healthcheck-http.request\"";
+            problems.push((format!("{path}._collectorId"), reason.into()));
             continue;
         };
         if let Err(reason) = check_collector_id(collector_id) {

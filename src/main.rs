@@ -65,7 +65,7 @@ enum Command {
         /// Age after which an undelivered notification is given up, such as `24h`, `90m` or `2d`.
         #[arg(long, env = "ANOMALYD_DELIVERY_MAX_AGE", default_value = "24h", value_parser = anomalyd::notify::parse_duration)]
         delivery_max_age: std::time::Duration,
-        /// Days a recovered anomaly is kept before it is deleted.
+        /// Days a recovered anomaly is kept before it is deleted, from 1 to 3650.
         #[arg(long, env = "ANOMALYD_RETENTION_DAYS", default_value_t = 30,
               value_parser = clap::value_parser!(u32).range(1..=3650))]
         retention_days: u32,

@@ -89,10 +89,10 @@ pub fn vm_rss_bytes(status: &str) -> Option<u64> {
 }
 
 const KINDS: [(Kind, &str); 2] = [(Kind::Spike, "spike"), (Kind::Drift, "drift")];
-const STATES: [(State, &str); 3] = [
+/// States of an open row; a recovered row is closed.
+const OPEN_STATES: [(State, &str); 2] = [
     (State::Suspicious, "suspicious"),
     (State::Anomaly, "anomaly"),
-    (State::Recovered, "recovered"),
 ];
 
 /// Writes the exposition.
@@ -153,7 +153,7 @@ fn render_open(out: &mut Exposition, totals: &Totals) {
         "Open anomaly rows by kind and state.",
     );
     for (kind, kind_name) in KINDS {
-        for (state, state_name) in STATES {
+        for (state, state_name) in OPEN_STATES {
             let count = totals.open.get(&(kind, state)).copied().unwrap_or(0);
             out.line(
                 &format!("anomalyd_open_anomalies{{kind=\"{kind_name}\",state=\"{state_name}\"}}"),
@@ -262,6 +262,10 @@ mod tests {
         assert!(text.contains("anomalyd_retention_follow_up_passes_total 4\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"drift\",state=\"anomaly\"} 2\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"spike\",state=\"suspicious\"} 0\n"));
+        assert!(
+            !text.contains("state=\"recovered\""),
+            "a closed state is listed: {text}"
+        );
         assert!(text.contains("anomalyd_gitops_documents_in_error 1\n"));
         assert!(text.contains("anomalyd_gitops_folder_unreadable 1\n"));
         assert!(text.ends_with('\n'));

@@ -65,6 +65,7 @@ async fn non_numeric_anomaly_id_is_bad_request() {
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert_eq!(reply.json()["error"]["code"], "invalid-id");
     assert!(message(&reply).contains("\"abc\""), "{}", reply.text());
+    assert!(!message(&reply).contains("  "), "{}", reply.text());
     let reply = send(&server, "POST", "/api/v1/anomalies/x1/suppress", &[], "").await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     let reply = server.get("/api/v1/anomalies/12345").await;

@@ -135,6 +135,47 @@ fn cases() -> Vec<Case> {
             "invalid-results",
             "minutes ahead of this server's clock",
         ),
+        case(
+            "empty body",
+            " \n".into(),
+            400,
+            "invalid-results",
+            "request body is empty",
+        ),
+        case(
+            "misspelt collectors",
+            good.replace("\"collectors\"", "\"colectors\""),
+            400,
+            "invalid-results",
+            "the result has unknown keys",
+        ),
+        case(
+            "checkstack entry without collector id",
+            format!(
+                r#"{{"systemId":"shop","configurationId":"web","status":"healthy","timestamp":"{}","result":{{"request-1":{{"responseTimeMs":120}}}}}}"#,
+                minute_time(50)
+            ),
+            400,
+            "invalid-results",
+            "_collectorId is missing",
+        ),
+        case(
+            "both shapes mixed",
+            good.replace(
+                "\"system\":\"shop\"",
+                "\"system\":\"shop\",\"systemId\":\"shop\"",
+            ),
+            400,
+            "invalid-results",
+            "use system in place of systemId",
+        ),
+        case(
+            "number beyond a float",
+            result("shop", 52, r#""responseTimeMs":1e400"#),
+            400,
+            "malformed-json",
+            "number out of range",
+        ),
         Case {
             ndjson: true,
             ..case(
@@ -190,6 +231,54 @@ fn from_now(minutes: i64) -> String {
 /// Moves a result built for minute 50 to `at`.
 fn stamped(result: &str, at: String) -> String {
     result.replace(&minute_time(50), &at)
+}
+
+#[tokio::test]
+async fn compressed_body_is_rejected() {
+    let server = TestServer::start().await;
+    let before = snapshot(&server).await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ];
+    let body = latency("shop", 50, 100.0);
+    let reply = within(support::request(
+        server.addr,
+        "POST",
+        "/api/v1/results",
+        &headers,
+        body.as_bytes(),
+    ))
+    .await
+    .expect("POST");
+    assert_eq!(reply.status, 415, "{}", reply.text());
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "unsupported-encoding");
+    let message = error["message"].as_str().expect("message");
+    assert!(
+        message.contains("\"gzip\"") && message.contains("uncompressed"),
+        "{message}"
+    );
+    assert_eq!(snapshot(&server).await, before);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn samples_not_found_hints_environment() {
+    let server = TestServer::start().await;
+    let body = latency("shop", 50, 100.0).replace(
+        "\"healthcheck\"",
+        "\"environment\":\"prod\",\"healthcheck\"",
+    );
+    assert_eq!(server.post("/api/v1/results", &body).await.status, 200);
+    let path = format!("/api/v1/series/samples?system=shop&healthcheck=web&field={LATENCY_FIELD}");
+    let reply = server.get(&path).await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    let message = reply.json()["error"]["message"].to_string();
+    assert!(message.contains("environment=NAME"), "{message}");
+    let reply = server.get(&format!("{path}&environment=prod")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -230,3 +230,26 @@ async fn slow_uploads_leave_ingest_free() {
     drop(uploads);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bad_chunked_body_names_the_cause() {
+    let server = TestServer::start().await;
+    let reply = within(async {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        let request = "POST /api/v1/results HTTP/1.1\r\nhost: test\r\n\
+                       transfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text).await;
+        text
+    })
+    .await;
+    let reply = RawReply::parse(&reply);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "unreadable-body");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("chunk"), "{message}");
+    assert!(message.contains("send the request again"), "{message}");
+    server.stop().await;
+}

@@ -125,6 +125,30 @@ async fn results_reused_key_rejected() {
 }
 
 #[tokio::test]
+async fn results_repeated_key_header_rejected() {
+    let server = TestServer::start().await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("idempotency-key", "r1"),
+        ("idempotency-key", "r2"),
+    ];
+    let body = latency("shop", 1, 120.0);
+    let reply = within(request(
+        server.addr,
+        "POST",
+        "/api/v1/results",
+        &headers,
+        body.as_bytes(),
+    ))
+    .await
+    .expect("POST");
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["code"], "bad-idempotency-key");
+    assert!(stored_samples(&server).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn results_malformed_key_rejected() {
     let server = TestServer::start().await;
     let long = "k".repeat(256);

@@ -31,6 +31,8 @@ pub enum ApiError {
         allow: &'static str,
     },
     Conflict(String),
+    /// A body in a `Content-Encoding` this server does not decode; the value is the encoding.
+    UnsupportedEncoding(String),
     /// A well-formed request that cannot be carried out as sent.
     Unprocessable {
         code: &'static str,
@@ -93,6 +95,14 @@ impl ApiError {
                 Vec::new(),
             ),
             Self::Conflict(message) => (StatusCode::CONFLICT, "conflict", message, Vec::new()),
+            Self::UnsupportedEncoding(encoding) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-encoding",
+                format!(
+                    "Content-Encoding {encoding:?} is not supported; send the body uncompressed"
+                ),
+                Vec::new(),
+            ),
             Self::Unprocessable { code, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, message, Vec::new())
             }
@@ -144,7 +154,9 @@ impl From<IngestError> for ApiError {
             IngestError::Syntax(_) | IngestError::LineSyntax { .. } => {
                 Self::bad_request("malformed-json", message)
             }
-            IngestError::NotResults => Self::bad_request("invalid-results", message),
+            IngestError::NotResults | IngestError::Empty => {
+                Self::bad_request("invalid-results", message)
+            }
             IngestError::TooManyResults => Self::bad_request("too-many-results", message),
             IngestError::Invalid { problems, .. } => Self::BadRequest {
                 code: "invalid-results",

@@ -234,7 +234,8 @@ fn parse_id(text: &str) -> Result<u64, ApiError> {
         ApiError::bad_request(
             "invalid-id",
             format!(
-                "invalid anomaly id {text:?}: use the whole number in the id of an anomaly from                  GET /api/v1/anomalies"
+                "invalid anomaly id {text:?}: use the whole number in the id of an anomaly from \
+                 GET /api/v1/anomalies"
             ),
         )
     })
@@ -272,9 +273,15 @@ async fn read_body(body: Incoming, limit: usize, state: &AppState) -> Result<Byt
         if e.downcast_ref::<LengthLimitError>().is_some() {
             ApiError::PayloadTooLarge { limit }
         } else {
+            let cause =
+                std::error::Error::source(&*e).map_or_else(String::new, |s| format!(" ({s})"));
             ApiError::bad_request(
                 "unreadable-body",
-                format!("request body could not be read: {e}"),
+                format!(
+                    "request body could not be read: {e}{cause}; the connection closed early \
+                     or the body did not match its Content-Length or chunked framing, so \
+                     send the request again"
+                ),
             )
         }
     })?;

@@ -182,6 +182,7 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
     let to = q.time("to")?.unwrap_or(Timestamp::from_millis(i64::MAX));
     let limit = q.count("limit", DEFAULT_SAMPLES, MAX_SAMPLES)?;
     let key_text = format!("{}/{}/{}", key.system, key.healthcheck, key.field_path);
+    let environment_given = key.environment.is_some();
     let store = state.store.clone();
     let samples = blocking(move || {
         let Some(id) = read::series_id(store.database(), &key)? else {
@@ -191,8 +192,12 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
     })
     .await?;
     let samples = samples.ok_or_else(|| {
+        let hint = match environment_given {
+            true => "",
+            false => "; a series of an environment also needs environment=NAME",
+        };
         ApiError::NotFound(format!(
-            "series {key_text} not found: list the stored series with GET /api/v1/series"
+            "series {key_text} not found: list the stored series with GET /api/v1/series{hint}"
         ))
     })?;
     let views: Vec<SampleView> = samples.iter().map(SampleView::from).collect();
