@@ -90,7 +90,8 @@ async fn gitops_status_needs_a_folder() {
 fn healthcheck(name: &str) -> String {
     format!(
         "apiVersion: checkstack.io/v1alpha1\nkind: Healthcheck\nmetadata:\n  name: {name}\n\
-         spec:\n  strategy: healthcheck-http.http\n  intervalSeconds: 30\n  config: {{}}\n"
+         spec:\n  strategy: healthcheck-http.http\n  intervalSeconds: 30\n  config:\n    \
+         url: http://127.0.0.1:9/health\n"
     )
 }
 

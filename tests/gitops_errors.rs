@@ -318,3 +318,54 @@ fn hidden_and_editor_files_are_skipped() {
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
     assert_eq!(report.documents.len(), 4);
 }
+
+/// Builds a healthcheck document that anomalyd probes itself, with `config` as its settings.
+fn probed_check(config: &str) -> String {
+    format!(
+        "apiVersion: checkstack.io/v1alpha1\nkind: Healthcheck\nmetadata:\n  name: web\nspec:\n  \
+         strategy: healthcheck-http.http\n  intervalSeconds: 30\n  config:\n{config}"
+    )
+}
+
+#[test]
+fn bad_probe_setting_keeps_previous() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    folder.write(
+        "checks/web.yaml",
+        &probed_check("    url: http://127.0.0.1:9/health\n"),
+    );
+    let reconciler = folder.reconciler();
+    let report = reconciler.rescan().expect("rescan");
+    assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+
+    folder.write(
+        "checks/web.yaml",
+        &probed_check("    url: not a url\n    method: GET\n"),
+    );
+    let report = reconciler.rescan().expect("rescan");
+    let problem = find(&report, "not a valid URL");
+    assert_eq!(problem.path, "spec.config.url");
+    assert_eq!((problem.line, problem.column), (9, 10));
+    let in_effect = &reconciler.snapshot().healthchecks["web"];
+    assert_eq!(in_effect.config["url"], "http://127.0.0.1:9/health");
+}
+
+#[test]
+fn ignored_probe_setting_is_a_warning() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    folder.write(
+        "checks/web.yaml",
+        &probed_check("    url: http://127.0.0.1:9/health\n    timeot: 5\n"),
+    );
+    let reconciler = folder.reconciler();
+    let report = reconciler.rescan().expect("rescan");
+    assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+    let problem = find(&report, "`config.timeot` is not a setting");
+    assert_eq!(problem.severity, anomalyd::gitops::Severity::Warning);
+    assert_eq!(
+        reconciler.snapshot().healthchecks["web"].config["timeot"],
+        5
+    );
+}

@@ -144,7 +144,8 @@ metadata:
 spec:
   strategy: healthcheck-http.http
   intervalSeconds: 10
-  config: {}
+  config:
+    url: http://127.0.0.1:9/health
   collectors:
     - collectorId: healthcheck-http.request
   anomaly:

@@ -70,7 +70,7 @@ pub(crate) fn read(
     let anomaly =
         template.and_then(|node| anomaly::read_template(node, "spec.anomaly", &scope, issues));
     fields.finish(issues);
-    Some(Healthcheck {
+    let healthcheck = Healthcheck {
         name: name.to_owned(),
         title: metadata.title,
         strategy: strategy?,
@@ -79,7 +79,29 @@ pub(crate) fn read(
         collectors,
         anomaly,
         source,
-    })
+    };
+    if crate::probes::is_supported(&healthcheck.strategy) {
+        check_probe(&healthcheck, spec, issues);
+    }
+    Some(healthcheck)
+}
+
+/// Checks the settings of a strategy anomalyd runs itself, as its probe does when it starts,
+/// so a bad URL or method is an error of the document rather than only a line in the log.
+fn check_probe(healthcheck: &Healthcheck, spec: &Node, issues: &mut Issues) {
+    match crate::probes::check(healthcheck) {
+        Ok(warnings) => {
+            let at = spec.locate("config").at;
+            for warning in warnings {
+                issues.warning(at, "spec.config", format!("the built-in probe: {warning}"));
+            }
+        }
+        Err(error) => {
+            let at = spec.locate(&error.key).at;
+            let path = format!("spec.{}", error.key);
+            issues.error(at, &path, error.reason);
+        }
+    }
 }
 
 fn read_strategy(fields: &mut Fields<'_>, issues: &mut Issues) -> Option<String> {

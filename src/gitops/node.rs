@@ -64,6 +64,36 @@ impl NodeValue {
 }
 
 impl Node {
+    /// Returns the node at a path below this one, such as `config.url` or
+    /// `collectors[0].config.url`, or the deepest node on the way when the rest is missing.
+    pub fn locate(&self, path: &str) -> &Node {
+        let mut node = self;
+        for segment in path.split('.') {
+            let (name, indexes) = segment.split_once('[').unwrap_or((segment, ""));
+            let steps = std::iter::once(Step::Key(name)).chain(
+                indexes
+                    .split('[')
+                    .filter_map(|i| i.trim_end_matches(']').parse().ok())
+                    .map(Step::Index),
+            );
+            for step in steps {
+                let next = match (&node.value, step) {
+                    (NodeValue::Map(entries), Step::Key(key)) => entries
+                        .iter()
+                        .find(|(k, _)| k.text == key)
+                        .map(|(_, child)| child),
+                    (NodeValue::Seq(items), Step::Index(index)) => items.get(index),
+                    _ => None,
+                };
+                match next {
+                    Some(child) => node = child,
+                    None => return node,
+                }
+            }
+        }
+        node
+    }
+
     /// Converts the node to JSON for free-form blocks such as a strategy `config`. Mapping keys
     /// become strings, and a float that JSON cannot hold (NaN, infinity) becomes null.
     pub fn to_json(&self) -> serde_json::Value {
@@ -83,6 +113,13 @@ impl Node {
             ),
         }
     }
+}
+
+/// One step of a path given to [`Node::locate`].
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
 }
 
 impl<'de> Deserialize<'de> for Node {

@@ -87,7 +87,13 @@ pub fn is_supported(strategy: &str) -> bool {
 
 /// Checks a healthcheck's probe settings and assertions without running it.
 pub fn validate(healthcheck: &Healthcheck) -> Result<(), ProbeConfigError> {
-    ProbePlan::new(healthcheck, Vec::new()).map(drop)
+    check(healthcheck).map(drop)
+}
+
+/// Checks a healthcheck's probe settings and assertions without running it, and returns the
+/// warnings the probe would log when it starts (ignored settings and collectors).
+pub fn check(healthcheck: &Healthcheck) -> Result<Vec<String>, ProbeConfigError> {
+    ProbePlan::new(healthcheck, Vec::new()).map(|plan| plan.warnings)
 }
 
 /// Builds the HTTP client probes use: the shared settings, and no idle connections kept, so

@@ -140,7 +140,7 @@ kind: Healthcheck
 metadata:
   name: web
 spec:
-  strategy: healthcheck-http.http
+  strategy: acme.queue-runner
   intervalSeconds: 30
   config: {}
   collectors:
