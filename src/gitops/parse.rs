@@ -61,6 +61,9 @@ fn failure(error: &serde_saphyr::Error, limits: &Limits) -> ParseFailure {
             "too many documents: at most {} per file; split the file",
             limits.documents_per_file
         )
+    } else if message.contains("mapping values are not allowed") {
+        // The parser's wording for a key indented less or more than its siblings.
+        format!("{message}; check the indentation of this line and the one above")
     } else {
         message
     };
@@ -88,6 +91,18 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::default()
+    }
+
+    #[test]
+    fn bad_indentation_is_hinted() {
+        let failure =
+            parse_documents("spec:\n  url: a\n    method: b\n", &limits()).expect_err("indent");
+        assert!(
+            failure.message.contains("check the indentation"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(failure.at.line, 3);
     }
 
     #[test]
