@@ -52,11 +52,21 @@ fn request_body(client: usize, request: usize) -> String {
 }
 
 /// Posts prepared bodies one after another on one connection; returns each request's time.
-async fn load_client(addr: SocketAddr, bodies: Vec<String>) -> Vec<Duration> {
+/// With `keys`, each request carries an `Idempotency-Key` named after the client and request.
+async fn load_client(
+    addr: SocketAddr,
+    client: usize,
+    bodies: Vec<String>,
+    keys: bool,
+) -> Vec<Duration> {
     let mut conn = Conn::open(addr).await.expect("connect");
-    let headers = [("content-type", "application/x-ndjson")];
     let mut times = Vec::with_capacity(bodies.len());
-    for body in bodies {
+    for (request, body) in bodies.into_iter().enumerate() {
+        let key = format!("bench-c{client}-r{request}");
+        let mut headers = vec![("content-type", "application/x-ndjson")];
+        if keys {
+            headers.push(("idempotency-key", key.as_str()));
+        }
         let started = Instant::now();
         let reply = conn
             .send("POST", "/api/v1/results", &headers, body.as_bytes())
@@ -111,7 +121,7 @@ fn percentile(times: &mut [Duration], p: f64) -> Duration {
     times[((times.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn bench_http() -> (f64, f64) {
+fn bench_http(keys: bool) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -151,7 +161,8 @@ fn bench_http() -> (f64, f64) {
         let probe = tokio::spawn(probes(addr, sse));
         let loads: Vec<_> = bodies
             .into_iter()
-            .map(|b| tokio::spawn(load_client(addr, b)))
+            .enumerate()
+            .map(|(client, b)| tokio::spawn(load_client(addr, client, b, keys)))
             .collect();
         let mut latencies = Vec::new();
         for load in loads {
@@ -166,8 +177,13 @@ fn bench_http() -> (f64, f64) {
     let results = (CLIENTS * REQUESTS_PER_CLIENT * RESULTS_PER_REQUEST) as f64;
     let results_per_sec = results / elapsed.as_secs_f64();
     let fields_per_sec = results_per_sec * FIELDS_PER_RESULT as f64;
+    let with = if keys {
+        ", each with an Idempotency-Key"
+    } else {
+        ""
+    };
     println!(
-        "ingest over HTTP: {CLIENTS} clients, {RESULTS_PER_REQUEST} results x {FIELDS_PER_RESULT} fields per request"
+        "ingest over HTTP: {CLIENTS} clients, {RESULTS_PER_REQUEST} results x {FIELDS_PER_RESULT} fields per request{with}"
     );
     println!("  {results} results in {:.2} s", elapsed.as_secs_f64());
     println!("  {results_per_sec:.0} results/s, {fields_per_sec:.0} durable field evaluations/s");
@@ -236,7 +252,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    let (_, fields_per_sec) = bench_http();
+    let (_, fields_per_sec) = bench_http(false);
+    bench_http(true);
     let ceiling = bench_redb();
     println!(
         "HTTP ingest reaches {:.0} % of the redb ceiling",
