@@ -176,6 +176,18 @@ pub struct ConfigSnapshot {
     pub systems: BTreeMap<String, System>,
     pub collectors: BTreeMap<String, CollectorDefinition>,
     pub notifiers: BTreeMap<String, Notifier>,
+    /// Notifiers kept from their last good definition that cannot be used now, by name. Their
+    /// notifications are still queued, and their deliveries wait and retry.
+    #[serde(default)]
+    pub unusable_notifiers: BTreeMap<String, UnusableNotifier>,
+}
+
+/// A notifier whose definition is in effect but whose secret no longer resolves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnusableNotifier {
+    pub filters: NotifierFilters,
+    /// Reason it cannot be used, such as the missing secret.
+    pub reason: String,
 }
 
 impl ConfigSnapshot {

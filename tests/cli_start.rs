@@ -328,12 +328,14 @@ fn lost_secret_is_logged_once() {
     drop(first);
 
     let mut server = start(None);
-    let warning = server.wait_for_line("notifier left out");
+    let warning = server.wait_for_line("notifier cannot be used");
     assert!(warning.contains("notifier=ops"), "{warning}");
     server.wait_for_line("listening");
     // Several debounce intervals pass, and rescans must not repeat the warning.
     std::thread::sleep(Duration::from_millis(1500));
     let later: Vec<String> = server.lines.try_iter().collect();
-    let repeated = later.iter().filter(|l| l.contains("notifier left out"));
+    let repeated = later
+        .iter()
+        .filter(|l| l.contains("notifier cannot be used"));
     assert_eq!(repeated.count(), 0, "warned again: {later:#?}");
 }

@@ -490,6 +490,7 @@ async fn wait_failed_attempt(server: &TestServer) -> Json {
 
 #[tokio::test]
 async fn refused_connection_error_names_cause() {
+    support::keep_log_lines_enabled();
     let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -955,6 +956,59 @@ async fn briefly_missing_notifier_still_delivers() {
     let delivered = wait_delivered(&server, 1).await;
     assert_eq!(delivered[0]["notifier"], "ops");
     assert!(deliveries(&server, "?state=failed").await.is_empty());
+    server.stop().await;
+    receiver.stop();
+}
+
+/// A notifier kept from its last good definition whose secret went missing across a restart
+/// still gets rows for new anomalies. They stay pending past the removed-notifier grace period
+/// and are delivered once the secret is back.
+#[tokio::test]
+async fn notifier_without_secret_waits() {
+    let mut receiver = Receiver::start(Duration::ZERO).await;
+    let folder = tempfile::tempdir().expect("config dir");
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    let secret = secrets.path().join("OPS_HOOK");
+    std::fs::write(&secret, receiver.url()).expect("write secret");
+    let file = folder.path().join("ops.yaml");
+    let yaml = yaml_notifier("ops", "${{ secrets.OPS_HOOK }}");
+    std::fs::write(&file, &yaml).expect("write notifier");
+    let data = tempfile::tempdir().expect("data dir");
+    let start = || {
+        let (config_dir, secrets_dir) = (folder.path().to_owned(), secrets.path().to_owned());
+        TestServer::start_with(data.path().to_path_buf(), move |options| {
+            options.config_dir = Some(config_dir);
+            options.secrets_dir = Some(secrets_dir);
+            options.probes = false;
+            options.delivery.backoff_base = Duration::from_millis(50);
+            options.delivery.backoff_max = Duration::from_millis(200);
+            options.delivery.removed_notifier_grace = Duration::from_millis(100);
+        })
+    };
+    // The first run stores the notifier as its last good definition.
+    start().await.stop().await;
+    std::fs::remove_file(&secret).expect("remove secret");
+
+    let server = start().await;
+    confirm_spike(&server, "shop").await;
+    let waiting = |row: &Json| {
+        row["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be used") && e.contains("OPS_HOOK"))
+    };
+    let row = wait_row(&server, "?state=pending", waiting).await;
+    assert_eq!(row["notifier"], "ops");
+    // Several grace periods later the row is still waiting, not failed.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(deliveries(&server, "?state=failed").await.is_empty());
+
+    // The secret comes back; a change in the folder makes the next rescan read it.
+    std::fs::write(&secret, receiver.url()).expect("restore secret");
+    std::fs::write(&file, format!("{yaml}\n")).expect("touch notifier");
+    let delivered = wait_delivered(&server, 1).await;
+    assert_eq!(delivered[0]["notifier"], "ops");
+    let received = receiver.next().await;
+    assert_eq!(received.body["transition"], "confirmed");
     server.stop().await;
     receiver.stop();
 }

@@ -938,6 +938,7 @@ const HEALTHY_LINE: &str = "probe run healthy again";
 /// credentials, query or the request headers.
 #[tokio::test]
 async fn server_logs_probe_health_changes_once() {
+    support::keep_log_lines_enabled();
     let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -1013,6 +1014,7 @@ async fn server_logs_probe_health_changes_once() {
 /// restarted probe still logs the recovery.
 #[tokio::test]
 async fn config_fix_logs_probe_recovery() {
+    support::keep_log_lines_enabled();
     let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()

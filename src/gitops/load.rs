@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::node::{Node, Position};
 use super::parse::parse_documents;
-use super::reconcile::{build_snapshot, log_left_out};
+use super::reconcile::build_snapshot;
 use super::secrets::SecretSource;
 use super::validate::{Previous, Validated, validate};
 use super::{Problem, Severity};
@@ -230,8 +230,7 @@ pub fn load_snapshot(
 ) -> std::io::Result<(ConfigSnapshot, Vec<Problem>)> {
     let scan = scan_folder(dir, limits)?;
     let validated = validate(&scan, &Previous::default(), secrets);
-    let (snapshot, left_out) = build_snapshot(&validated.entities, secrets);
-    log_left_out(&left_out);
+    let snapshot = build_snapshot(&validated.entities, secrets);
     Ok((snapshot, collect_problems(&scan, &validated)))
 }
 

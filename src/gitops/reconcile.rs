@@ -19,7 +19,7 @@ use super::status::{
 use super::tables::{self, Changes};
 use super::validate::{DocumentOutcome, EntityKey, Previous, Validated, validate};
 use super::{Problem, notifier};
-use crate::config::ConfigSnapshot;
+use crate::config::{ConfigSnapshot, UnusableNotifier};
 
 /// Errors of loading or storing the folder's state. A bad file is not an error here: it is
 /// reported in the document status and keeps its last good state.
@@ -126,8 +126,8 @@ impl Reconciler {
     ) -> Result<Self, ReconcileError> {
         let previous = tables::load_entities(db.database())?;
         let status = Arc::new(tables::load_status(db.database())?);
-        let (snapshot, left_out) = build_snapshot(&previous.entities, &options.secrets);
-        log_left_out(&left_out);
+        let snapshot = build_snapshot(&previous.entities, &options.secrets);
+        log_notifier_changes(None, &snapshot);
         Ok(Self {
             options,
             db,
@@ -238,17 +238,18 @@ impl Reconciler {
             );
         }
         let entities = &applied.previous.entities;
-        let (snapshot, left_out) = build_snapshot(entities, &self.options.secrets);
-        let modified = self.snapshot.send_if_modified(|current| {
-            if **current == snapshot {
+        let snapshot = Arc::new(build_snapshot(entities, &self.options.secrets));
+        let mut before = None;
+        self.snapshot.send_if_modified(|current| {
+            if **current == *snapshot {
                 return false;
             }
-            *current = Arc::new(snapshot);
+            before = Some(std::mem::replace(current, snapshot.clone()));
             true
         });
         // An unchanged configuration was logged when it took effect.
-        if modified {
-            log_left_out(&left_out);
+        if let Some(before) = before {
+            log_notifier_changes(Some(&before), &snapshot);
         }
         self.reports.send_replace(Some(report));
     }
@@ -446,13 +447,12 @@ fn log_rejected(row: &DocumentStatus) {
 }
 
 /// Builds the configuration in effect from the entities. A notifier whose secret no longer
-/// resolves is left out, and returned by name with the error.
+/// resolves is listed in `unusable_notifiers` with the error, in place of `notifiers`.
 pub(crate) fn build_snapshot(
     entities: &BTreeMap<EntityKey, Entity>,
     secrets: &SecretSource,
-) -> (ConfigSnapshot, Vec<(String, String)>) {
+) -> ConfigSnapshot {
     let mut snapshot = ConfigSnapshot::default();
-    let mut left_out = Vec::new();
     for entity in entities.values() {
         match entity {
             Entity::Healthcheck(h) => {
@@ -468,23 +468,41 @@ pub(crate) fn build_snapshot(
                 Ok(n) => {
                     snapshot.notifiers.insert(n.name.clone(), n);
                 }
-                Err(error) => left_out.push((record.name.clone(), error)),
+                Err(reason) => {
+                    let unusable = UnusableNotifier {
+                        filters: record.filters.clone(),
+                        reason,
+                    };
+                    snapshot
+                        .unusable_notifiers
+                        .insert(record.name.clone(), unusable);
+                }
             },
         }
     }
     drop_dangling_assignments(&mut snapshot);
-    (snapshot, left_out)
+    snapshot
 }
 
-/// Logs the notifiers [`build_snapshot`] left out. Only a notifier kept from its last good
-/// state can be among them, because a document whose secret is missing fails validation.
-pub(crate) fn log_left_out(left_out: &[(String, String)]) {
-    for (notifier, error) in left_out {
-        tracing::warn!(
-            notifier = %notifier,
-            %error,
-            "notifier left out until its secret is set; it sends nothing meanwhile"
-        );
+/// Logs the notifiers that became unusable or usable again from `before` to `after`. Only a
+/// notifier kept from its last good definition can be unusable, because a document whose
+/// secret is missing fails validation.
+pub(crate) fn log_notifier_changes(before: Option<&ConfigSnapshot>, after: &ConfigSnapshot) {
+    for (notifier, unusable) in &after.unusable_notifiers {
+        let known = before.and_then(|b| b.unusable_notifiers.get(notifier));
+        if known != Some(unusable) {
+            tracing::warn!(
+                notifier = %notifier,
+                error = %unusable.reason,
+                "notifier cannot be used until its secret is set; its notifications wait and are retried"
+            );
+        }
+    }
+    let Some(before) = before else { return };
+    for notifier in before.unusable_notifiers.keys() {
+        if after.notifiers.contains_key(notifier) {
+            tracing::info!(notifier = %notifier, "notifier can be used again");
+        }
     }
 }
 

@@ -7,7 +7,7 @@ mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::{ConfigSnapshot, Notifier};
+use crate::config::{ConfigSnapshot, Notifier, NotifierFilters};
 use crate::detector;
 use crate::engine::{Anomaly, NotificationKind};
 use crate::series::SeriesKey;
@@ -80,13 +80,18 @@ pub fn enqueue(
     let notification = Notification::new(key, row, *kind, &settings);
     let body = serde_json::to_string(&notification).expect("a notification serializes to JSON");
     let mut written = 0;
-    for notifier in config
-        .notifiers
-        .values()
-        .filter(|n| accepts(n, &notification))
+    // An unusable notifier still gets its rows, which wait until its secret is set again.
+    let usable = config.notifiers.iter().map(|(name, n)| (name, &n.filters));
+    let unusable = config
+        .unusable_notifiers
+        .iter()
+        .map(|(name, n)| (name, &n.filters));
+    for (name, _) in usable
+        .chain(unusable)
+        .filter(|(_, filters)| passes(filters, &notification))
     {
         let record = OutboxRecord {
-            notifier: notifier.name.clone(),
+            notifier: name.clone(),
             anomaly_id: row.id,
             idempotency_key: notification.idempotency_key.clone(),
             payload: body.clone(),
@@ -106,7 +111,10 @@ pub fn enqueue(
 
 /// Returns whether a notifier's filters let a notification through.
 pub fn accepts(notifier: &Notifier, notification: &Notification) -> bool {
-    let filters = &notifier.filters;
+    passes(&notifier.filters, notification)
+}
+
+fn passes(filters: &NotifierFilters, notification: &Notification) -> bool {
     let system = filters.systems.is_empty() || filters.systems.contains(&notification.system);
     let kind = filters.kinds.is_empty() || filters.kinds.contains(&notification.kind);
     system && kind && notification.importance >= filters.min_importance

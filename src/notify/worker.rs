@@ -251,18 +251,23 @@ impl Worker {
 
     fn spawn_request(&mut self, id: u64, record: OutboxRecord) {
         self.in_flight.insert(id, record.notifier.clone());
-        let notifier = self
-            .config
-            .borrow()
-            .notifiers
-            .get(&record.notifier)
-            .cloned();
-        let missing_for = match &notifier {
-            Some(_) => {
+        let (notifier, unusable) = {
+            let config = self.config.borrow();
+            let name = &record.notifier;
+            let unusable = config
+                .unusable_notifiers
+                .get(name)
+                .map(|n| n.reason.clone());
+            (config.notifiers.get(name).cloned(), unusable)
+        };
+        // A notifier that is still defined but cannot be used fails its attempts like an
+        // unreachable receiver: with backoff, up to the maximum age.
+        let missing_for = match (&notifier, &unusable) {
+            (Some(_), _) | (None, Some(_)) => {
                 self.missing_since.remove(&record.notifier);
                 None
             }
-            None => {
+            (None, None) => {
                 let since = self
                     .missing_since
                     .entry(record.notifier.clone())
@@ -278,10 +283,12 @@ impl Worker {
                     send(&client, &notifier, &record, &public_url).await
                 }
                 (Some(_), Some(Err(error))) => Err(error.to_string()),
-                _ => Err(format!(
-                    "notifier {:?} is no longer configured",
-                    record.notifier
-                )),
+                _ => Err(match unusable {
+                    Some(reason) => {
+                        format!("notifier {:?} cannot be used: {reason}", record.notifier)
+                    }
+                    None => format!("notifier {:?} is no longer configured", record.notifier),
+                }),
             };
             Finished::Request(Sent {
                 id,

@@ -312,6 +312,17 @@ impl SseReader {
     }
 }
 
+/// Installs, once per test binary, a global subscriber that writes nothing, for tests that capture
+/// log lines with a thread-local subscriber. tracing decides once per log statement whether any
+/// subscriber wants it, at the first thread that reaches it. While the capturing subscriber is the
+/// only one, a test thread without a subscriber that gets there first caches "no" for the whole
+/// process and the capturing test misses the line. The global subscriber wants every line, so
+/// "no" is never cached.
+pub fn keep_log_lines_enabled() {
+    // Only the first call installs it; later calls find it set, which is the goal.
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+}
+
 /// Formats the RFC 3339 time `minute` minutes after 2026-01-02T00:00:00Z.
 pub fn minute_time(minute: u32) -> String {
     let base: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().expect("base time");
