@@ -1063,7 +1063,8 @@ async fn config_fix_logs_probe_recovery() {
 }
 
 /// A probe of the server's own `/healthz`, running while a stalled upload holds the shutdown
-/// open, stores no failed run: the probes stop before the listener closes.
+/// open, stores no failed run: the probes stop before the listener closes. The stalled
+/// connection is dropped at the shutdown timeout, so the data file is closed on exit.
 #[tokio::test]
 async fn self_probe_stops_before_listener() {
     let (config, feed) = watch::channel(Arc::new(ConfigSnapshot::default()));
@@ -1111,18 +1112,11 @@ async fn self_probe_stops_before_listener() {
         stopping.elapsed() >= Duration::from_millis(2500),
         "the shutdown did not wait for the upload, so no probe ran meanwhile"
     );
+    // The server dropped the stalled connection at the shutdown timeout and closed the data
+    // file, so it opens at once while the client still holds its end.
+    let reopened = anomalyd::store::Store::open(data.path()).expect("the data file is closed");
+    reopened.close().expect("close");
     drop(stalled);
-    // The stalled connection held the data file past the shutdown timeout. It is released
-    // once the server sees the connection close.
-    let released = timeout(TEST_TIMEOUT, async {
-        loop {
-            match anomalyd::store::Store::open(data.path()) {
-                Ok(store) => return store.close().expect("close"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    released.await.expect("the data file is released");
 
     let server = support::TestServer::start_in(data.path().to_path_buf()).await;
     let stored = server.get(samples).await.json();

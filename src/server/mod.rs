@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::analyzer;
 use crate::api_settings::{ApiSettings, Overlay};
@@ -339,8 +340,11 @@ async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Finished connections are collected as they end, so the set stays small.
+        while connections.try_join_next().is_some() {}
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -353,7 +357,7 @@ async fn serve(
                 let state = state.clone();
                 let service = service_fn(move |req| handle(req, state.clone()));
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(error) = connection.await {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
@@ -368,8 +372,17 @@ async fn serve(
     let _ = stop.send(true);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "connections still open after the shutdown timeout"),
+        () = tokio::time::sleep(timeout) => {
+            tracing::warn!(
+                ?timeout,
+                connections = connections.len(),
+                "connections still open after the shutdown timeout; closing them"
+            );
+        }
     }
+    // A connection still open holds the data file, which is closed before exit, so the rest
+    // are dropped. That drops their replies, not their queued writes, which the writer commits.
+    connections.shutdown().await;
 }
 
 /// Stops the writer after it committed the queue, then closes the data file.
