@@ -280,13 +280,37 @@ fn parse_result(item: &Json) -> Result<CheckResult, Problems> {
             "a result must be a JSON object".into(),
         )]);
     };
-    let checkstack = obj.contains_key("systemId");
+    let anomalyd_only = present(obj, &ANOMALYD_ONLY_KEYS);
+    let checkstack_only = present(obj, &CHECKSTACK_ONLY_KEYS);
+    if !anomalyd_only.is_empty() && !checkstack_only.is_empty() {
+        let reason = format!(
+            "the result mixes keys of the anomalyd shape {anomalyd_only:?} and of the \
+             Checkstack shape {checkstack_only:?}; send system, healthcheck, environment and \
+             collectors, or systemId, configurationId, environmentId and result"
+        );
+        return Err(vec![(String::new(), reason)]);
+    }
+    let checkstack = !checkstack_only.is_empty();
     let keys = if checkstack {
         &CHECKSTACK_KEYS
     } else {
         &ANOMALYD_KEYS
     };
     let mut problems = Problems::new();
+    // The Checkstack event may gain keys in later versions, so only the anomalyd shape, which
+    // this API defines, rejects a key it does not know, such as a misspelt `environment`.
+    if !checkstack {
+        for key in obj
+            .keys()
+            .filter(|k| !ANOMALYD_RESULT_KEYS.contains(&k.as_str()))
+        {
+            let reason = format!(
+                "unknown key {key:?}; a result has the keys {}",
+                ANOMALYD_RESULT_KEYS.join(", ")
+            );
+            problems.push((key.clone(), reason));
+        }
+    }
 
     let system = required_name(obj, keys.system, &mut problems);
     let healthcheck = required_name(obj, keys.healthcheck, &mut problems);
@@ -468,6 +492,20 @@ fn latency(obj: &Map<String, Json>, problems: &mut Problems) -> Option<f64> {
     }
 }
 
+/// Keys that only a result of the anomalyd shape carries.
+const ANOMALYD_ONLY_KEYS: [&str; 4] = ["system", "healthcheck", "environment", "collectors"];
+
+/// Keys that only a result of the Checkstack shape carries.
+const CHECKSTACK_ONLY_KEYS: [&str; 4] = ["systemId", "configurationId", "environmentId", "result"];
+
+/// Returns which of `keys` the object has.
+fn present(obj: &Map<String, Json>, keys: &[&'static str]) -> Vec<&'static str> {
+    keys.iter()
+        .copied()
+        .filter(|k| obj.contains_key(*k))
+        .collect()
+}
+
 /// Keys a result of the anomalyd shape may carry.
 const ANOMALYD_RESULT_KEYS: [&str; 7] = [
     "system",
@@ -487,14 +525,6 @@ fn collector_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<Fie
             Some(_) => "collectors must be an object".to_owned(),
         };
         reason.push_str(": send the fields as {collector id: {field: value}}");
-        let unknown: Vec<&str> = obj
-            .keys()
-            .map(String::as_str)
-            .filter(|key| !ANOMALYD_RESULT_KEYS.contains(key))
-            .collect();
-        if !unknown.is_empty() {
-            reason.push_str(&format!("; the result has unknown keys {unknown:?}"));
-        }
         problems.push(("collectors".into(), reason));
         return Vec::new();
     };
@@ -536,9 +566,6 @@ fn checkstack_fields(obj: &Map<String, Json>, problems: &mut Problems) -> Vec<Fi
             ": a result with systemId is read in the Checkstack shape, whose fields are in \
              result as {entry id: {_collectorId, field: value}}",
         );
-        if obj.contains_key("collectors") || obj.contains_key("system") {
-            reason.push_str("; to send the anomalyd shape, use system in place of systemId");
-        }
         problems.push(("result".into(), reason));
         return Vec::new();
     };

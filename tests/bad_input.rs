@@ -147,7 +147,24 @@ fn cases() -> Vec<Case> {
             good.replace("\"collectors\"", "\"colectors\""),
             400,
             "invalid-results",
-            "the result has unknown keys",
+            "unknown key \\\"colectors\\\"",
+        ),
+        case(
+            "misspelt environment",
+            good.replace("\"healthcheck\"", "\"enviroment\":\"prod\",\"healthcheck\""),
+            400,
+            "invalid-results",
+            "unknown key \\\"enviroment\\\"; a result has the keys system, healthcheck",
+        ),
+        case(
+            "checkstack shape with an anomalyd key",
+            format!(
+                r#"{{"systemId":"shop","configurationId":"web","environment":"prod","status":"healthy","timestamp":"{}","result":{{}}}}"#,
+                minute_time(50)
+            ),
+            400,
+            "invalid-results",
+            "mixes keys of the anomalyd shape [\\\"environment\\\"]",
         ),
         case(
             "checkstack entry without collector id",
@@ -167,7 +184,7 @@ fn cases() -> Vec<Case> {
             ),
             400,
             "invalid-results",
-            "use system in place of systemId",
+            "send system, healthcheck, environment and collectors, or systemId",
         ),
         case(
             "number beyond a float",
