@@ -339,3 +339,74 @@ fn lost_secret_is_logged_once() {
         .filter(|l| l.contains("notifier cannot be used"));
     assert_eq!(repeated.count(), 0, "warned again: {later:#?}");
 }
+
+/// Fetches `path` and returns the body.
+fn get_body(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("set timeout");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read");
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn script_probe_gets_no_service_variables() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    let documents = "\
+apiVersion: checkstack.io/v1alpha1
+kind: Healthcheck
+metadata:
+  name: envdump
+spec:
+  strategy: healthcheck-script.execute
+  intervalSeconds: 1
+  config:
+    command: /bin/sh
+    args: [\"-c\", \"env | grep -E '^(ANOMALYD_|PROBE_OWN)' | sort; echo checked\"]
+    env: { PROBE_OWN: \"1\" }
+---
+apiVersion: checkstack.io/v1alpha1
+kind: System
+metadata:
+  name: host
+spec:
+  healthchecks:
+    - ref: { kind: Healthcheck, name: envdump }
+";
+    std::fs::write(config.join("envdump.yaml"), documents).expect("write config");
+    let mut command = serve_command(&dir.path().join("data"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--config-dir"])
+        .arg(&config);
+    command.env("ANOMALYD_SECRET_PROBE_TEST", "secret-value-7");
+    command.env("ANOMALYD_TOKEN", "token-value-8");
+    let mut server = Server::start(command);
+    let addr = listening_addr(&server.wait_for_line("listening"));
+
+    let path = "/api/v1/series/samples?system=host&healthcheck=envdump\
+                &field=collectors.healthcheck-script.execute.stdout";
+    let deadline = Instant::now() + WAIT;
+    let body = loop {
+        let body = get_body(addr, path);
+        if body.contains("checked") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no probe output within {WAIT:?}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let samples: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let stdout = samples["samples"][0]["value"]
+        .as_str()
+        .expect("stdout text");
+    assert_eq!(stdout, "PROBE_OWN=1\nchecked\n", "{body}");
+}

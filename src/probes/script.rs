@@ -129,6 +129,13 @@ impl ScriptProbe {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID");
+        // The service's own settings include the API token and notifier secrets, which a
+        // probed program has no use for.
+        for (name, _) in std::env::vars_os() {
+            if name.as_encoded_bytes().starts_with(b"ANOMALYD_") {
+                command.env_remove(name);
+            }
+        }
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
