@@ -369,3 +369,52 @@ fn ignored_probe_setting_is_a_warning() {
         5
     );
 }
+
+#[test]
+fn unknown_operator_reported_once() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let assertion = "  collectors:\n    - collectorId: healthcheck-http.request\n      \
+                     assertions:\n        - { field: statusCode, operator: eq, value: 200 }\n";
+    let probed = probed_check(&format!("    url: http://127.0.0.1:9/health\n{assertion}"));
+    folder.write("checks/web.yaml", &probed);
+    let report = folder.reconciler().rescan().expect("rescan");
+    let about_operator: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.path.ends_with("operator"))
+        .collect();
+    assert_eq!(about_operator.len(), 1, "{about_operator:#?}");
+    assert_eq!(
+        about_operator[0].severity,
+        anomalyd::gitops::Severity::Error
+    );
+
+    // A strategy anomalyd does not run keeps the operator with a warning.
+    folder.write(
+        "checks/web.yaml",
+        &probed.replace("healthcheck-http.http", "acme.runner"),
+    );
+    let report = folder.reconciler().rescan().expect("rescan");
+    let problem = find(&report, "unknown operator \"eq\", kept as written");
+    assert_eq!(problem.severity, anomalyd::gitops::Severity::Warning);
+    assert_eq!(problem.path, "spec.collectors[0].assertions[0].operator");
+    assert_eq!(problem.line, 13);
+    assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+}
+
+#[test]
+fn misspelt_builtin_strategy_is_a_warning() {
+    let folder = Folder::new();
+    write_baseline(&folder);
+    let probed = probed_check("    url: http://127.0.0.1:9/health\n");
+    folder.write(
+        "checks/web.yaml",
+        &probed.replace("healthcheck-http.http", "healthcheck-htpp.http"),
+    );
+    let report = folder.reconciler().rescan().expect("rescan");
+    let problem = find(&report, "did you mean healthcheck-http.http?");
+    assert_eq!(problem.severity, anomalyd::gitops::Severity::Warning);
+    assert_eq!((problem.line, problem.column), (6, 13));
+    assert!(errors(&report).is_empty(), "{:#?}", report.problems);
+}

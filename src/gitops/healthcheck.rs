@@ -82,6 +82,9 @@ pub(crate) fn read(
     };
     if crate::probes::is_supported(&healthcheck.strategy) {
         check_probe(&healthcheck, spec, issues);
+    } else {
+        warn_near_builtin_strategy(&healthcheck.strategy, spec, issues);
+        warn_unknown_operators(&healthcheck, spec, issues);
     }
     Some(healthcheck)
 }
@@ -224,22 +227,90 @@ fn read_assertion(node: &Node, path: &str, issues: &mut Issues) -> Option<Assert
     let mut fields = Fields::open(node, path, issues)?;
     let field = fields.required_string("field", "the result field to check", issues);
     let json_path = fields.string("jsonPath", issues);
-    let operator_at = fields.take("operator").map_or(fields.at, |n| n.at);
     let operator = fields.required_string("operator", "for example equals", issues);
     let value = fields.take("value").map(Node::to_json);
     fields.finish(issues);
-    let operator = operator?;
-    if !OPERATORS.contains(&operator.as_str()) {
-        let message = format!(
-            "unknown operator \"{operator}\", kept as written; known operators: {}",
-            OPERATORS.join(", ")
-        );
-        issues.warning(operator_at, &super::fields::join(path, "operator"), message);
-    }
     Some(Assertion {
         field: field?,
         json_path,
-        operator,
+        operator: operator?,
         value,
     })
+}
+
+/// Warns when a strategy differs from one anomalyd runs by a typo or two, because then no
+/// probe runs and no other message reports it.
+fn warn_near_builtin_strategy(strategy: &str, spec: &Node, issues: &mut Issues) {
+    let near = crate::probes::STRATEGIES
+        .into_iter()
+        .find(|builtin| edit_distance(strategy, builtin) <= 2);
+    if let Some(builtin) = near {
+        let message = format!(
+            "strategy {strategy} is not one anomalyd runs, so no probe runs and the healthcheck \
+             waits for pushed results; did you mean {builtin}?"
+        );
+        issues.warning(spec.locate("strategy").at, "spec.strategy", message);
+    }
+}
+
+/// Returns the number of single-character insertions, deletions and substitutions that turn
+/// `a` into `b` (Levenshtein distance).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Warns about assertion operators Checkstack does not know, for a strategy anomalyd does not
+/// run. For the strategies it runs, the probe check reports them as errors instead.
+fn warn_unknown_operators(healthcheck: &Healthcheck, spec: &Node, issues: &mut Issues) {
+    for (i, collector) in healthcheck.collectors.iter().enumerate() {
+        for (j, assertion) in collector.assertions.iter().enumerate() {
+            if OPERATORS.contains(&assertion.operator.as_str()) {
+                continue;
+            }
+            let path = format!("collectors[{i}].assertions[{j}].operator");
+            let message = format!(
+                "unknown operator \"{}\", kept as written; known operators: {}",
+                assertion.operator,
+                OPERATORS.join(", ")
+            );
+            issues.warning(spec.locate(&path).at, &format!("spec.{path}"), message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(
+            edit_distance("healthcheck-htpp.http", "healthcheck-http.http"),
+            1
+        );
+        assert_eq!(
+            edit_distance("healthcheck-http.htp", "healthcheck-http.http"),
+            1
+        );
+        assert_eq!(
+            edit_distance("healthcheck-tcp.tc", "healthcheck-tcp.tcp"),
+            1
+        );
+        assert_eq!(edit_distance("same", "same"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            edit_distance("healthcheck-ssh.ssh", "healthcheck-tcp.tcp"),
+            6
+        );
+    }
 }

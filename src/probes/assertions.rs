@@ -127,10 +127,12 @@ fn compile_check(
         "contains" => Check::Contains(text()?),
         "startsWith" => Check::StartsWith(text()?),
         "endsWith" => Check::EndsWith(text()?),
-        "matches" => Check::Matches(
-            Regex::new(&text()?)
-                .map_err(|error| site.error("value", format!("is not a valid regex: {error}")))?,
-        ),
+        "matches" => Check::Matches(Regex::new(&text()?).map_err(|error| {
+            site.error(
+                "value",
+                format!("is not a valid regex: {}", regex_reason(&error)),
+            )
+        })?),
         "exists" => Check::Exists,
         "notExists" => Check::NotExists,
         "lessThan" => Check::LessThan(number()?),
@@ -327,6 +329,16 @@ fn parse_step(text: &str, first: bool) -> Option<(Step, &str)> {
         return None;
     }
     Some((Step::Key(key.to_owned()), &rest[end..]))
+}
+
+/// Returns the reason of a regex error on one line. The regex crate renders a syntax error on
+/// several lines, with the pattern and a caret under the error, which would break the
+/// one-finding-per-line output of `anomalyd check`.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text.lines().rev().find(|line| !line.trim().is_empty());
+    let reason = last.unwrap_or(&text).trim();
+    reason.strip_prefix("error: ").unwrap_or(reason).to_owned()
 }
 
 #[cfg(test)]

@@ -120,7 +120,13 @@ impl<'a> ConfigReader<'a> {
         key: &str,
         default: Duration,
     ) -> Result<Duration, ProbeConfigError> {
-        let millis = self.integer(key, 1..=MAX_TIMEOUT_MS)?;
+        let millis = self.integer(key, 1..=MAX_TIMEOUT_MS).map_err(|mut error| {
+            error.reason = format!(
+                "must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}, such as 5000 \
+                 for 5 seconds"
+            );
+            error
+        })?;
         Ok(millis.map_or(default, Duration::from_millis))
     }
 
@@ -271,6 +277,7 @@ mod tests {
             message.contains("collectors[1].config.timeout"),
             "{message}"
         );
+        assert!(message.contains("milliseconds"), "{message}");
     }
 
     #[test]

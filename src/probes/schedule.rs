@@ -189,7 +189,7 @@ impl Reconciler {
             tracing::info!(
                 healthcheck = %name,
                 interval_secs,
-                "probe stopped: check removed or assigned to no system"
+                "probe stopped: check removed, assigned to no system, or its strategy is not built in"
             );
         }
         self.warned

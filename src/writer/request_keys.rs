@@ -36,20 +36,31 @@ pub struct RequestKey {
 
 /// Error for an invalid `Idempotency-Key` header value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "Idempotency-Key must have 1 to {MAX_KEY_LEN} visible ASCII characters (no spaces or \
-     control characters); a UUID is a good choice"
-)]
-pub struct BadKey;
+pub enum BadKey {
+    #[error("Idempotency-Key is empty; send 1 to {MAX_KEY_LEN} characters, such as a UUID")]
+    Empty,
+    #[error("Idempotency-Key has {0} bytes; at most {MAX_KEY_LEN} are accepted, so use a UUID")]
+    TooLong(usize),
+    #[error(
+        "Idempotency-Key may contain only visible ASCII characters, without spaces or control \
+         characters, but byte {0} is not one; a UUID is a good choice"
+    )]
+    Character(usize),
+}
 
 impl RequestKey {
     /// Checks a header value and pairs it with the fingerprint of the body it came with.
     pub fn new(key: &[u8], body: &[u8]) -> std::result::Result<Self, BadKey> {
-        let visible = |b: &u8| b.is_ascii_graphic();
-        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.iter().all(visible) {
-            return Err(BadKey);
+        if key.is_empty() {
+            return Err(BadKey::Empty);
         }
-        let key = String::from_utf8(key.to_vec()).map_err(|_| BadKey)?;
+        if key.len() > MAX_KEY_LEN {
+            return Err(BadKey::TooLong(key.len()));
+        }
+        if let Some(position) = key.iter().position(|b| !b.is_ascii_graphic()) {
+            return Err(BadKey::Character(position + 1));
+        }
+        let key = String::from_utf8(key.to_vec()).expect("visible ASCII is UTF-8");
         let body_hash = crate::engine::fnv1a_64(body);
         Ok(Self { key, body_hash })
     }
@@ -258,11 +269,20 @@ mod tests {
     #[test]
     fn key_header_values_checked() {
         assert!(RequestKey::new(b"5f0c-a1", b"{}").is_ok());
-        assert_eq!(RequestKey::new(b"", b"{}"), Err(BadKey));
-        assert_eq!(RequestKey::new(b"two words", b"{}"), Err(BadKey));
-        assert_eq!(RequestKey::new(b"tab\t", b"{}"), Err(BadKey));
-        assert_eq!(RequestKey::new("é".as_bytes(), b"{}"), Err(BadKey));
-        assert_eq!(RequestKey::new(&[b'k'; 256], b"{}"), Err(BadKey));
+        assert_eq!(RequestKey::new(b"", b"{}"), Err(BadKey::Empty));
+        assert_eq!(
+            RequestKey::new(b"two words", b"{}"),
+            Err(BadKey::Character(4))
+        );
+        assert_eq!(RequestKey::new(b"tab\t", b"{}"), Err(BadKey::Character(4)));
+        assert_eq!(
+            RequestKey::new("é".as_bytes(), b"{}"),
+            Err(BadKey::Character(1))
+        );
+        assert_eq!(
+            RequestKey::new(&[b'k'; 256], b"{}"),
+            Err(BadKey::TooLong(256))
+        );
         assert!(RequestKey::new(&[b'k'; 255], b"{}").is_ok());
     }
 

@@ -221,3 +221,15 @@ fn failure_message_shortens_long_actual_value() {
     assert!(message.len() < 500, "{message}");
     assert!(message.contains("(10002 bytes in all)"), "{message}");
 }
+
+#[test]
+fn regex_error_fits_one_line() {
+    let error = compile(
+        &assertion("statusText", None, "matches", Some(json!("(unclosed"))),
+        FIELDS,
+        &site(),
+    )
+    .expect_err("an unclosed group is not a regex");
+    assert!(!error.reason.contains('\n'), "{}", error.reason);
+    assert!(error.reason.contains("unclosed group"), "{}", error.reason);
+}
