@@ -45,6 +45,7 @@ pub mod retention;
 pub mod series;
 pub mod server;
 pub mod store;
+pub mod suggest;
 pub mod systemd;
 pub mod views;
 pub mod writer;

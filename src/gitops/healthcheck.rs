@@ -94,9 +94,14 @@ pub(crate) fn read(
 fn check_probe(healthcheck: &Healthcheck, spec: &Node, issues: &mut Issues) {
     match crate::probes::check(healthcheck) {
         Ok(warnings) => {
-            let at = spec.locate("config").at;
             for warning in warnings {
-                issues.warning(at, "spec.config", format!("the built-in probe: {warning}"));
+                let at = spec.locate(&warning.key).at;
+                let path = format!("spec.{}", warning.key);
+                issues.warning(
+                    at,
+                    &path,
+                    format!("the built-in probe: {}", warning.message),
+                );
             }
         }
         Err(error) => {
@@ -241,9 +246,7 @@ fn read_assertion(node: &Node, path: &str, issues: &mut Issues) -> Option<Assert
 /// Warns when a strategy differs from one anomalyd runs by a typo or two, because then no
 /// probe runs and no other message reports it.
 fn warn_near_builtin_strategy(strategy: &str, spec: &Node, issues: &mut Issues) {
-    let near = crate::probes::STRATEGIES
-        .into_iter()
-        .find(|builtin| edit_distance(strategy, builtin) <= 2);
+    let near = crate::suggest::closest(strategy, crate::probes::STRATEGIES);
     if let Some(builtin) = near {
         let message = format!(
             "strategy {strategy} is not one anomalyd runs, so no probe runs and the healthcheck \
@@ -251,22 +254,6 @@ fn warn_near_builtin_strategy(strategy: &str, spec: &Node, issues: &mut Issues) 
         );
         issues.warning(spec.locate("strategy").at, "spec.strategy", message);
     }
-}
-
-/// Returns the number of single-character insertions, deletions and substitutions that turn
-/// `a` into `b` (Levenshtein distance).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// Warns about assertion operators Checkstack does not know, for a strategy anomalyd does not
@@ -285,32 +272,5 @@ fn warn_unknown_operators(healthcheck: &Healthcheck, spec: &Node, issues: &mut I
             );
             issues.warning(spec.locate(&path).at, &format!("spec.{path}"), message);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::edit_distance;
-
-    #[test]
-    fn edit_distance_counts_single_edits() {
-        assert_eq!(
-            edit_distance("healthcheck-htpp.http", "healthcheck-http.http"),
-            1
-        );
-        assert_eq!(
-            edit_distance("healthcheck-http.htp", "healthcheck-http.http"),
-            1
-        );
-        assert_eq!(
-            edit_distance("healthcheck-tcp.tc", "healthcheck-tcp.tcp"),
-            1
-        );
-        assert_eq!(edit_distance("same", "same"), 0);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(
-            edit_distance("healthcheck-ssh.ssh", "healthcheck-tcp.tcp"),
-            6
-        );
     }
 }

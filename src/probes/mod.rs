@@ -47,6 +47,7 @@ use crate::engine::Value;
 use crate::http_client::{self, ClientError};
 use crate::series::CheckResult;
 use plan::ProbePlan;
+pub use plan::ProbeWarning;
 
 /// Strategy ids of the built-in probes.
 pub const STRATEGIES: [&str; 3] = [http::STRATEGY, tcp::STRATEGY, script::STRATEGY];
@@ -92,7 +93,7 @@ pub fn validate(healthcheck: &Healthcheck) -> Result<(), ProbeConfigError> {
 
 /// Checks a healthcheck's probe settings and assertions without running it, and returns the
 /// warnings the probe would log when it starts (ignored settings and collectors).
-pub fn check(healthcheck: &Healthcheck) -> Result<Vec<String>, ProbeConfigError> {
+pub fn check(healthcheck: &Healthcheck) -> Result<Vec<ProbeWarning>, ProbeConfigError> {
     ProbePlan::new(healthcheck, Vec::new()).map(|plan| plan.warnings)
 }
 

@@ -81,8 +81,21 @@ pub(crate) struct ProbePlan {
     pub interval_secs: u32,
     probe: Probe,
     assertions: Vec<CompiledAssertion>,
-    /// Settings that were ignored, for example unknown keys, as messages for the log.
-    pub warnings: Vec<String>,
+    /// Settings that were ignored, for example unknown keys.
+    pub warnings: Vec<ProbeWarning>,
+}
+
+/// A setting the probe ignores, with the path of its key such as `config.timeot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeWarning {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ProbeWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 impl ProbePlan {
@@ -105,10 +118,13 @@ impl ProbePlan {
         let mut warnings = Vec::new();
         for (index, collector) in healthcheck.collectors.iter().enumerate() {
             if collector.collector_id != strategy.collector {
-                warnings.push(format!(
-                    "collectors[{index}] `{}` is ignored: the built-in probe reports only `{}`",
-                    collector.collector_id, strategy.collector
-                ));
+                warnings.push(ProbeWarning {
+                    key: format!("collectors[{index}]"),
+                    message: format!(
+                        "collectors[{index}] `{}` is ignored: the built-in probe reports only `{}`",
+                        collector.collector_id, strategy.collector
+                    ),
+                });
                 continue;
             }
             reader = reader.layer(format!("collectors[{index}].config"), &collector.config)?;
@@ -122,10 +138,17 @@ impl ProbePlan {
             }
         }
         for key in reader.unknown_keys(strategy.config_keys) {
-            warnings.push(format!(
-                "`{key}` is not a setting of `{}` and is ignored",
-                strategy.id
-            ));
+            let name = key.rsplit('.').next().unwrap_or(&key);
+            let hint = crate::suggest::closest(name, strategy.config_keys.iter().copied())
+                .map(|known| format!("; did you mean `{known}`?"))
+                .unwrap_or_default();
+            warnings.push(ProbeWarning {
+                message: format!(
+                    "`{key}` is not a setting of `{}` and is ignored{hint}",
+                    strategy.id
+                ),
+                key,
+            });
         }
         Ok(Self {
             healthcheck: healthcheck.name.clone(),
