@@ -366,7 +366,11 @@ fn ignored_probe_setting_is_a_warning() {
     assert_eq!(problem.severity, anomalyd::gitops::Severity::Warning);
     assert_eq!(problem.path, "spec.config.timeot");
     assert_eq!(problem.line, 10);
-    assert!(problem.message.ends_with("did you mean `timeout`?"), "{}", problem.message);
+    assert!(
+        problem.message.ends_with("did you mean `timeout`?"),
+        "{}",
+        problem.message
+    );
     assert_eq!(
         reconciler.snapshot().healthchecks["web"].config["timeot"],
         5
