@@ -115,6 +115,11 @@ pub fn render(scrape: &Scrape) -> String {
         "Series known.",
         scrape.totals.series as f64,
     );
+    out.gauge(
+        "anomalyd_storage_failed",
+        "1 once a storage error stopped all writes until a restart, else 0.",
+        f64::from(u8::from(w.storage_failed)),
+    );
 
     render_open(&mut out, &scrape.totals);
     render_analyzer(&mut out, w);
@@ -259,6 +264,7 @@ mod tests {
         let text = render(&scrape);
         assert!(text.contains("# TYPE anomalyd_results_total counter\nanomalyd_results_total 7\n"));
         assert!(text.contains("anomalyd_series 3\n"));
+        assert!(text.contains("anomalyd_storage_failed 0\n"));
         assert!(text.contains("anomalyd_retention_follow_up_passes_total 4\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"drift\",state=\"anomaly\"} 2\n"));
         assert!(text.contains("anomalyd_open_anomalies{kind=\"spike\",state=\"suspicious\"} 0\n"));

@@ -87,6 +87,11 @@ pub fn supervise(writer: WriterHandle, store: Arc<Store>) -> Option<JoinHandle<(
 async fn check_and_ping(writer: &WriterHandle, interval: Duration, wait: Duration) {
     // A busy writer replies after its current group, and its commits mark it alive meanwhile.
     let _ = tokio::time::timeout(wait, writer.ping()).await;
+    // Without pings systemd restarts the service, which is the only way to write again.
+    if let Some(error) = writer.stats().storage_failure() {
+        tracing::warn!(%error, "the data file failed; withholding the watchdog ping");
+        return;
+    }
     let since = writer.stats().since_alive();
     if since < interval {
         send(&[NotifyState::Watchdog]);

@@ -123,7 +123,7 @@ async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Respons
             let (system, hc) = ((*system).to_owned(), (*hc).to_owned());
             settings::put_assignment(system, hc, req, state).await
         }
-        (&Method::GET, ["healthz"]) => Ok(text_response(StatusCode::OK, "ok\n")),
+        (&Method::GET, ["healthz"]) => Ok(healthz(state.writer.stats().storage_failure())),
         (&Method::GET, ["metrics"]) => metrics(state).await,
         (&Method::POST, ["api", "v1", "results"]) => results::post(req, state).await,
         (&Method::GET, ["api", "v1", "anomalies"]) => reads::anomalies(req, state).await,
@@ -251,6 +251,19 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T
         .expect("a response with a valid status and header builds")
 }
 
+/// Answers `GET /healthz`: `ok`, or 503 once a storage error stopped all writes.
+fn healthz(storage_failure: Option<&str>) -> Response {
+    let Some(error) = storage_failure else {
+        return text_response(StatusCode::OK, "ok\n");
+    };
+    let text = format!("the data file cannot be written until anomalyd restarts: {error}\n");
+    http::Response::builder()
+        .status(StatusCode::SERVICE_UNAVAILABLE)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(text)).boxed())
+        .expect("a response with a valid status and header builds")
+}
+
 fn text_response(status: StatusCode, text: &'static str) -> Response {
     http::Response::builder()
         .status(status)
@@ -295,4 +308,16 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_reports_storage_failure() {
+        assert_eq!(healthz(None).status(), StatusCode::OK);
+        let failed = healthz(Some("No space left on device (os error 28)"));
+        assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

@@ -480,6 +480,15 @@ impl Writer {
             Ok(done) => reply_each(batch, done),
             Err(error) if batch.len() == 1 || error.fails_every_job() => {
                 tracing::error!(%error, jobs = batch.len(), "write failed");
+                // redb refuses every later write once a write failed on the disk, until the
+                // file is opened again, so only a restart recovers.
+                if error.fails_every_job() && self.stats.mark_storage_failed(&error.to_string()) {
+                    tracing::error!(
+                        %error,
+                        "the data file cannot be written until anomalyd restarts; fix the \
+                         cause (such as a full disk), then restart the service"
+                    );
+                }
                 reply_all_err(batch, error);
             }
             Err(error) => {

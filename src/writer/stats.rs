@@ -18,6 +18,8 @@ pub struct WriterStats {
     analyzer_micros: AtomicU64,
     last_analyzer_micros: AtomicU64,
     retention_follow_ups: AtomicU64,
+    /// The first storage error after which the data file cannot be written until a restart.
+    storage_failure: std::sync::OnceLock<String>,
 }
 
 /// The counters at one moment.
@@ -34,6 +36,8 @@ pub struct StatsSnapshot {
     /// Retention passes the writer ran on its own, because an analyzer run's pass reached its
     /// raw sample limit.
     pub retention_follow_ups: u64,
+    /// Whether a storage error stopped all writes until a restart.
+    pub storage_failed: bool,
 }
 
 impl Default for WriterStats {
@@ -48,6 +52,7 @@ impl Default for WriterStats {
             analyzer_micros: AtomicU64::new(0),
             last_analyzer_micros: AtomicU64::new(0),
             retention_follow_ups: AtomicU64::new(0),
+            storage_failure: std::sync::OnceLock::new(),
         }
     }
 }
@@ -80,6 +85,17 @@ impl WriterStats {
         self.last_analyzer_micros.store(micros, Ordering::Relaxed);
     }
 
+    /// Records a storage error that leaves the data file unwritable until the process restarts;
+    /// returns whether it is the first.
+    pub(super) fn mark_storage_failed(&self, error: &str) -> bool {
+        self.storage_failure.set(error.to_owned()).is_ok()
+    }
+
+    /// Returns the storage error that stopped all writes, if one happened.
+    pub fn storage_failure(&self) -> Option<&str> {
+        self.storage_failure.get().map(String::as_str)
+    }
+
     pub(super) fn add_retention_follow_up(&self) {
         self.retention_follow_ups.fetch_add(1, Ordering::Relaxed);
     }
@@ -95,6 +111,23 @@ impl WriterStats {
                 self.last_analyzer_micros.load(Ordering::Relaxed),
             ),
             retention_follow_ups: self.retention_follow_ups.load(Ordering::Relaxed),
+            storage_failed: self.storage_failure.get().is_some(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failure_keeps_first_error() {
+        let stats = WriterStats::default();
+        assert_eq!(stats.storage_failure(), None);
+        assert!(!stats.snapshot().storage_failed);
+        assert!(stats.mark_storage_failed("No space left on device"));
+        assert!(!stats.mark_storage_failed("Previous I/O error occurred"));
+        assert_eq!(stats.storage_failure(), Some("No space left on device"));
+        assert!(stats.snapshot().storage_failed);
     }
 }
