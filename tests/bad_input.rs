@@ -276,6 +276,23 @@ async fn compressed_body_is_rejected() {
         message.contains("\"gzip\"") && message.contains("uncompressed"),
         "{message}"
     );
+
+    // Every route with a body rejects it, also those whose JSON is small.
+    let mutes_before = server.get("/api/v1/mutes").await.json();
+    let writes = [
+        ("POST", "/api/v1/mutes", r#"{"system":"shop"}"#),
+        (
+            "PUT",
+            "/api/v1/healthchecks/web/settings",
+            r#"{"baselineWindow":"3d"}"#,
+        ),
+    ];
+    for (method, path, body) in writes {
+        let sent = support::request(server.addr, method, path, &headers, body.as_bytes());
+        let reply = within(sent).await.expect("request");
+        assert_eq!(reply.status, 415, "{method} {path}: {}", reply.text());
+    }
+    assert_eq!(server.get("/api/v1/mutes").await.json(), mutes_before);
     assert_eq!(snapshot(&server).await, before);
     server.stop().await;
 }

@@ -529,3 +529,31 @@ fn config_dir_keeps_unmentioned_direction() {
         );
     }
 }
+
+#[test]
+fn output_over_input_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("trace.csv");
+    std::fs::write(&input, csv_with(30, 0)).expect("write trace");
+    let before = std::fs::read(&input).expect("read trace");
+
+    let mut over_input = args(input.clone());
+    over_input.events = Some(input.clone());
+    let error = replay::run(&over_input, &mut Vec::new()).expect_err("events over the input");
+    assert!(
+        error.to_string().contains("is also the input file"),
+        "{error}"
+    );
+
+    let mut shared = args(input.clone());
+    shared.events = Some(dir.path().join("out.ndjson"));
+    shared.scores = Some(dir.path().join("out.ndjson"));
+    let error = replay::run(&shared, &mut Vec::new()).expect_err("one file for both outputs");
+    assert!(
+        error.to_string().contains("is also the --events file"),
+        "{error}"
+    );
+
+    assert_eq!(std::fs::read(&input).expect("read trace"), before);
+    assert!(!dir.path().join("out.ndjson").exists());
+}

@@ -63,7 +63,9 @@ pub struct AppState {
 pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Response, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut response = match guard::check_write(&req, state.token.as_deref()) {
+    let checked =
+        guard::check_write(&req, state.token.as_deref()).and_then(|()| check_encoding(&req));
+    let mut response = match checked {
         Ok(()) => route(req, &state).await,
         Err(rejected) => Err(rejected),
     }
@@ -71,6 +73,20 @@ pub async fn handle(req: http::Request<Incoming>, state: AppState) -> Result<Res
     page::secure(&mut response);
     tracing::debug!(%method, path, status = response.status().as_u16(), "request");
     Ok(response)
+}
+
+/// Rejects a compressed request body, which no route decodes, so that it fails with a clear
+/// error rather than as malformed JSON or, for a body a route ignores, not at all.
+fn check_encoding(req: &http::Request<Incoming>) -> Result<(), ApiError> {
+    let encodings = req.headers().get_all(header::CONTENT_ENCODING).iter();
+    for value in encodings {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        let mut used = text.split(',').map(str::trim).filter(|e| !e.is_empty());
+        if let Some(encoding) = used.find(|e| !e.eq_ignore_ascii_case("identity")) {
+            return Err(ApiError::UnsupportedEncoding(encoding.to_owned()));
+        }
+    }
+    Ok(())
 }
 
 async fn route(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {

@@ -25,7 +25,6 @@ pub fn result_body_budget() -> Semaphore {
 
 pub async fn post(req: http::Request<Incoming>, state: &AppState) -> Result<Response, ApiError> {
     let framing = framing(&req);
-    check_encoding(&req)?;
     let key_header = idempotency_key(&req)?;
     if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge {
@@ -95,22 +94,6 @@ fn parse(body: &[u8], framing: Framing) -> Result<Vec<CheckResult>, ApiError> {
         }
         other => Ok(other?),
     }
-}
-
-/// Rejects a compressed body, which would otherwise fail as malformed JSON.
-fn check_encoding(req: &http::Request<Incoming>) -> Result<(), ApiError> {
-    let encodings = req.headers().get_all(header::CONTENT_ENCODING).iter();
-    for value in encodings {
-        let text = String::from_utf8_lossy(value.as_bytes());
-        let used = text.split(',').map(str::trim).filter(|e| !e.is_empty());
-        if let Some(encoding) = used
-            .into_iter()
-            .find(|e| !e.eq_ignore_ascii_case("identity"))
-        {
-            return Err(ApiError::UnsupportedEncoding(encoding.to_owned()));
-        }
-    }
-    Ok(())
 }
 
 /// Returns the `Idempotency-Key` header value, rejecting a request that sends several.

@@ -40,6 +40,12 @@ pub enum ReplayError {
     InvalidFlag { flag: &'static str, reason: String },
     #[error("--scores needs CSV input, because scores are one row per `timestamp,value` row")]
     ScoresNeedCsv,
+    #[error("--{flag} {path} is also {other}; write each output to its own file")]
+    SameFile {
+        flag: &'static str,
+        path: PathBuf,
+        other: &'static str,
+    },
     #[error("failed to read the config folder {path}: {source}")]
     ConfigDir { path: PathBuf, source: io::Error },
     #[error("--{flag} cannot be combined with --config-dir: set it in the folder instead")]
@@ -155,11 +161,51 @@ pub struct ReplayOutcome {
 
 /// Runs `anomalyd replay`: reads the input, replays it, writes events and scores, and writes
 /// the summary to `summary_out`.
+/// Rejects an output path that names the input or the other output, because writing it would
+/// destroy the trace or mix the two outputs.
+fn check_outputs(args: &ReplayArgs) -> Result<(), ReplayError> {
+    let outputs = [("events", &args.events), ("scores", &args.scores)];
+    for (flag, path) in outputs
+        .iter()
+        .filter_map(|(flag, p)| Some((*flag, p.as_ref()?)))
+    {
+        if same_file(path, &args.input) {
+            let other = "the input file";
+            return Err(ReplayError::SameFile {
+                flag,
+                path: path.clone(),
+                other,
+            });
+        }
+    }
+    if let (Some(events), Some(scores)) = (&args.events, &args.scores)
+        && (events == scores || same_file(events, scores))
+    {
+        let other = "the --events file";
+        return Err(ReplayError::SameFile {
+            flag: "scores",
+            path: scores.clone(),
+            other,
+        });
+    }
+    Ok(())
+}
+
+/// Tells whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 pub fn run(args: &ReplayArgs, summary_out: &mut dyn Write) -> Result<ReplaySummary, ReplayError> {
     let format = args.format.unwrap_or_else(|| format_of(&args.input));
     if args.scores.is_some() && format != InputFormat::Csv {
         return Err(ReplayError::ScoresNeedCsv);
     }
+    check_outputs(args)?;
     let text = fs::read_to_string(&args.input).map_err(|source| ReplayError::Read {
         path: args.input.clone(),
         source,
