@@ -280,10 +280,9 @@ fn read_override(
     problems: &mut Vec<SettingsError>,
 ) -> Option<FieldOverride> {
     let prefix = format!("fieldOverrides.{path}");
-    if crate::detector::split_field_path(path).is_none() {
-        let message =
-            format!("invalid field path {path:?}: write it as collectors.<collector id>.<field>");
-        problems.push(problem(&prefix, message));
+    // The rules of the results API, so a stored override can match a series.
+    if let Err(reason) = crate::series::check_field_path(path) {
+        problems.push(problem(&prefix, reason));
         return None;
     }
     let Some(object) = entry.as_object() else {
@@ -587,6 +586,17 @@ mod tests {
         assert!(err.to_string().starts_with("baselineWindow"), "{err}");
         let err = parse_template(&serde_json::json!({"colour": 1})).expect_err("unknown");
         assert!(err.to_string().starts_with("colour"), "{err}");
+    }
+
+    #[test]
+    fn override_paths_follow_results_rules() {
+        for path in ["collectors.x.y.z w", "collectors.a.b ", "collectors.A!.b"] {
+            let body = serde_json::json!({"fieldOverrides": {path: {"sensitivity": 2}}});
+            let err = parse_assignment(&body).expect_err(path);
+            assert!(err.to_string().contains("invalid"), "{path}: {err}");
+        }
+        let body = serde_json::json!({"fieldOverrides": {"collectors.acme.queue.depth-1": {}}});
+        assert!(parse_assignment(&body).is_ok());
     }
 
     fn problem_keys(error: ApiSettingsError) -> Vec<(String, String)> {
