@@ -114,6 +114,14 @@ async fn spike_learns_confirms_recovers_and_clears() {
         .await
         .json();
     assert_eq!(samples["samples"].as_array().expect("samples").len(), 6);
+    assert_eq!(samples["more"], false);
+    let cut = server
+        .get(&format!("/api/v1/series/samples?system=shop&healthcheck=web&field={LATENCY_FIELD}&from=2026-01-02T00:30:00Z&limit=4"))
+        .await
+        .json();
+    assert_eq!(cut["samples"].as_array().expect("samples").len(), 4);
+    assert_eq!(cut["more"], true);
+    assert_eq!(cut["samples"][3], samples["samples"][3]);
 
     // A client reconnecting with Last-Event-ID gets exactly the events after it.
     let mut again = SseReader::connect(server.addr, Some(event.id - 2)).await;

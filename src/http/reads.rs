@@ -188,7 +188,14 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
         let Some(id) = read::series_id(store.database(), &key)? else {
             return Ok(None);
         };
-        Ok(Some(read::samples(store.database(), id, from, to, limit)?))
+        // One sample past the limit shows whether the list was cut.
+        Ok(Some(read::samples(
+            store.database(),
+            id,
+            from,
+            to,
+            limit + 1,
+        )?))
     })
     .await?;
     let samples = samples.ok_or_else(|| {
@@ -200,10 +207,11 @@ pub async fn samples(req: http::Request<Incoming>, state: &AppState) -> Result<R
             "series {key_text} not found: list the stored series with GET /api/v1/series{hint}"
         ))
     })?;
-    let views: Vec<SampleView> = samples.iter().map(SampleView::from).collect();
+    let more = samples.len() > limit;
+    let views: Vec<SampleView> = samples.iter().take(limit).map(SampleView::from).collect();
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "samples": views }),
+        &serde_json::json!({ "samples": views, "more": more }),
     ))
 }
 
