@@ -259,15 +259,9 @@ async fn compressed_body_is_rejected() {
         ("content-encoding", "gzip"),
     ];
     let body = latency("shop", 50, 100.0);
-    let reply = within(support::request(
-        server.addr,
-        "POST",
-        "/api/v1/results",
-        &headers,
-        body.as_bytes(),
-    ))
-    .await
-    .expect("POST");
+    let reply = server
+        .send("POST", "/api/v1/results", &headers, body.as_bytes())
+        .await;
     assert_eq!(reply.status, 415, "{}", reply.text());
     let error = &reply.json()["error"];
     assert_eq!(error["code"], "unsupported-encoding");
@@ -288,8 +282,7 @@ async fn compressed_body_is_rejected() {
         ),
     ];
     for (method, path, body) in writes {
-        let sent = support::request(server.addr, method, path, &headers, body.as_bytes());
-        let reply = within(sent).await.expect("request");
+        let reply = server.send(method, path, &headers, body.as_bytes()).await;
         assert_eq!(reply.status, 415, "{method} {path}: {}", reply.text());
     }
     assert_eq!(server.get("/api/v1/mutes").await.json(), mutes_before);

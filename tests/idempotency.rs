@@ -133,15 +133,9 @@ async fn results_repeated_key_header_rejected() {
         ("idempotency-key", "r2"),
     ];
     let body = latency("shop", 1, 120.0);
-    let reply = within(request(
-        server.addr,
-        "POST",
-        "/api/v1/results",
-        &headers,
-        body.as_bytes(),
-    ))
-    .await
-    .expect("POST");
+    let reply = server
+        .send("POST", "/api/v1/results", &headers, body.as_bytes())
+        .await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert_eq!(reply.json()["error"]["code"], "bad-idempotency-key");
     assert!(stored_samples(&server).await.is_empty());

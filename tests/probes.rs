@@ -1062,7 +1062,7 @@ async fn config_fix_logs_probe_recovery() {
     assert_eq!(logs.lines_with("probe running").len(), 2, "{}", logs.text());
 }
 
-/// A probe of the server's own `/healthz`, running while a stalled upload holds the shutdown
+/// A probe of the server's own `/healthz`, running while a stalled upload keeps the shutdown
 /// open, stores no failed run: the probes stop before the listener closes. The stalled
 /// connection is dropped at the shutdown timeout, so the data file is closed on exit.
 #[tokio::test]
@@ -1113,7 +1113,7 @@ async fn self_probe_stops_before_listener() {
         "the shutdown did not wait for the upload, so no probe ran meanwhile"
     );
     // The server dropped the stalled connection at the shutdown timeout and closed the data
-    // file, so it opens at once while the client still holds its end.
+    // file, so it opens at once while the client still has its end open.
     let reopened = anomalyd::store::Store::open(data.path()).expect("the data file is closed");
     reopened.close().expect("close");
     drop(stalled);

@@ -267,7 +267,7 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T
         .expect("a response with a valid status and header builds")
 }
 
-/// Answers `GET /healthz`: `ok`, or 503 once a storage error stopped all writes.
+/// Builds the reply to `GET /healthz`: `ok`, or 503 once a storage error stopped all writes.
 fn healthz(storage_failure: Option<&str>) -> Response {
     let Some(error) = storage_failure else {
         return text_response(StatusCode::OK, "ok\n");

@@ -380,8 +380,8 @@ async fn serve(
             );
         }
     }
-    // A connection still open holds the data file, which is closed before exit, so the rest
-    // are dropped. That drops their replies, not their queued writes, which the writer commits.
+    // A connection still open keeps the data file in use, and the file must close before exit,
+    // so the rest are dropped. Their replies are lost, but the writer commits their queued writes.
     connections.shutdown().await;
 }
 

@@ -110,6 +110,19 @@ impl TestServer {
             .expect("POST")
     }
 
+    /// Sends one request with `headers` on a fresh connection.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        within(request(self.addr, method, path, headers, body))
+            .await
+            .expect("request")
+    }
+
     pub async fn post_ndjson(&self, body: &str) -> Reply {
         let headers = [("content-type", "application/x-ndjson")];
         within(request(
